@@ -1,0 +1,21 @@
+/* Per-thread error detail behind kvx_last_error(). */
+#ifndef KVX_UTIL_ERROR_H
+#define KVX_UTIL_ERROR_H
+
+#include <kvx/status.h>
+
+#include "util/log.h"
+
+void kvx_error_clear(void);
+
+/* Record what failed for kvx_last_error(); returns @p status for chaining. */
+kvx_status_t kvx_error_set(kvx_status_t status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Record the detail, log it at debug level (caller errors are the caller's to
+ * report), and return the status. */
+#define KVX_FAIL(status, ...)                                                 \
+    (kvx_error_set((status), __VA_ARGS__),                                    \
+     KVX_LOG(KVX_LOG_DEBUG, "%s", kvx_last_error()), (status))
+
+#endif
