@@ -41,20 +41,28 @@ typedef struct kvx_device_params {
     /** host backend: number of devices (default 8, env KVX_HOST_DEVICES). */
     int num_devices;
     /** host backend: bytes each device may hold, 0 = no limit (default;
-     *  env KVX_HOST_DEVICE_CAPACITY). */
+     *  env KVX_HOST_DEVICE_CAPACITY, in bytes or with a K, M, G or T suffix,
+     *  powers of 1024). */
     size_t capacity;
 } kvx_device_params_t;
 
 /**
  * Choose and configure the backend. Optional; must come before any other
  * device call. Calling it again with the same backend reconfigures the host
- * backend's limits (only while no device memory is allocated).
- * @return KVX_OK, KVX_ERR_INVALID_PARAM, KVX_ERR_UNSUPPORTED (backend not
- *         built in or no such hardware), KVX_ERR_BUSY (memory still allocated).
+ * backend's limits (only while no device memory is allocated); fields left
+ * unset take their defaults again, not their previous values. Without
+ * KVX_DEVICE_PARAM_FIELD_BACKEND it configures the backend in use, or the
+ * default one. @p params may be NULL: all defaults.
+ * @return KVX_OK, KVX_ERR_INVALID_PARAM (unknown backend name, num_devices
+ *         out of 1..1024, bad KVX_HOST_* environment value),
+ *         KVX_ERR_UNSUPPORTED (unknown field bit, backend not built in or no
+ *         such hardware), KVX_ERR_BUSY (memory still allocated, or another
+ *         backend already in use).
  */
 KVX_API kvx_status_t kvx_device_init(const kvx_device_params_t *params);
 
-/** Name of the backend in use ("host" or "cuda"); initialises it if needed. */
+/** Name of the backend in use ("host" or "cuda"); initialises it if needed.
+ *  "none" if no backend could be started (see kvx_last_error()). */
 KVX_API const char *kvx_device_backend(void);
 
 /** Number of devices; ids are 0 .. count-1. */
@@ -73,19 +81,26 @@ KVX_API int kvx_device_host_accessible(void);
  */
 KVX_API kvx_status_t kvx_device_malloc(int device, size_t size, void **ptr_p);
 
-/** Free memory from kvx_device_malloc() on the same device.
- *  @return KVX_OK, KVX_ERR_INVALID_PARAM (not an allocation of that device). */
+/** Free memory from kvx_device_malloc() on the same device. Freeing NULL
+ *  does nothing (the device id is still checked).
+ *  @return KVX_OK, KVX_ERR_INVALID_PARAM (bad id, or @p ptr is not the start
+ *          of an allocation of that device). */
 KVX_API kvx_status_t kvx_device_free(int device, void *ptr);
 
-/** Set @p size bytes of device memory at @p ptr to @p value.
- *  The range must lie inside one allocation of @p device. */
+/** Set @p size bytes of device memory at @p ptr to (unsigned char)@p value.
+ *  The range must lie inside one allocation of @p device.
+ *  @return KVX_OK, KVX_ERR_INVALID_PARAM (bad id, NULL, size 0),
+ *          KVX_ERR_INVALID_ADDRESS (range not inside such an allocation). */
 KVX_API kvx_status_t kvx_device_memset(int device, void *ptr, int value, size_t size);
 
 /**
  * Copy @p size bytes. For H2D the destination, for D2H the source, for D2D
  * both must lie inside allocations of @p device (D2D: @p device is the
- * destination's; the source may be on any device). Returns once the copy is
- * complete. Ranges must not overlap.
+ * destination's; the source may be on any device). For H2H @p device is
+ * ignored. Returns once the copy is complete.
+ * @return KVX_OK, KVX_ERR_INVALID_PARAM (bad id or kind, NULL, size 0,
+ *         overlapping ranges), KVX_ERR_INVALID_ADDRESS (a device-side range
+ *         not inside an allocation of the right device).
  */
 KVX_API kvx_status_t kvx_device_memcpy(void *dst, const void *src, size_t size,
                                        kvx_copy_kind_t kind, int device);
@@ -93,12 +108,13 @@ KVX_API kvx_status_t kvx_device_memcpy(void *dst, const void *src, size_t size,
 /**
  * Which device, if any, owns [ptr, ptr+size).
  * @param [out] device_p device id, or -1 if the range is host memory.
- * @return KVX_OK, or KVX_ERR_INVALID_ADDRESS if the range starts in a device
- *         allocation but runs past its end.
+ * @return KVX_OK, KVX_ERR_INVALID_PARAM (NULL, size 0), or
+ *         KVX_ERR_INVALID_ADDRESS if the range is only partly inside one
+ *         device allocation (runs past its end, or from host memory into it).
  */
 KVX_API kvx_status_t kvx_device_locate(const void *ptr, size_t size, int *device_p);
 
-/** Bytes currently allocated on @p device. */
+/** Bytes currently allocated on @p device (sizes as requested). */
 KVX_API kvx_status_t kvx_device_used(int device, size_t *bytes_p);
 
 KVX_END_DECLS

@@ -14,8 +14,11 @@ kvx_status_t kvx_error_set(kvx_status_t status, const char *fmt, ...)
 
 /* Record the detail, log it at debug level (caller errors are the caller's to
  * report), and return the status. */
-#define KVX_FAIL(status, ...)                                                 \
-    (kvx_error_set((status), __VA_ARGS__),                                    \
-     KVX_LOG(KVX_LOG_DEBUG, "%s", kvx_last_error()), (status))
+#define KVX_FAIL(status, ...)                                                                      \
+    (kvx_error_set((status), __VA_ARGS__),                                                         \
+     kvx_log_enabled(KVX_LOG_DEBUG)                                                                \
+         ? kvx_log_emit(KVX_LOG_DEBUG, __FILE__, __LINE__, "%s", kvx_last_error())                 \
+         : (void)0,                                                                                \
+     (status))
 
 #endif

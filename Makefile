@@ -1,0 +1,70 @@
+# kvx: convenience targets around CMake/CTest. See README.md.
+#
+#   make demo         install deps, build, run the two-process demo
+#   make test         install deps, build, run ctest; then the same under ASan/UBSan
+#   make install      install the release build (PREFIX=/usr/local by default)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+# Steps run in order even under make -j (cmake --build is parallel itself).
+.NOTPARALLEL:
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+PREFIX     ?= /usr/local
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+CTEST_ARGS := --output-on-failure -j2
+SAN_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+              UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+# deps.sh runs again only when its content changes (or after make clean).
+DEPS_SCRIPT := scripts/deps.sh
+DEPS_SUM    := $(firstword $(shell sha256sum $(DEPS_SCRIPT) 2>/dev/null))
+DEPS_STAMP  := $(BUILD)/.deps-$(DEPS_SUM).stamp
+
+FORMAT_DIRS  := $(wildcard include src tests examples tools)
+FORMAT_FILES  = $(if $(FORMAT_DIRS),$(shell find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' \) | sort))
+
+.PHONY: all deps build build-asan test demo format format-check install clean
+
+all: build
+
+deps: $(DEPS_STAMP)
+
+$(DEPS_STAMP): $(DEPS_SCRIPT)
+	bash $(DEPS_SCRIPT)
+	mkdir -p $(BUILD)
+	rm -f $(BUILD)/.deps-*.stamp
+	touch $@
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j$(JOBS)
+
+build-asan:
+	cmake -S . -B $(BUILD_ASAN) -DKVX_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(BUILD_ASAN) -j$(JOBS)
+
+# Fails at the first failing step: a failing ctest run fails make test.
+test: deps build
+	ctest --test-dir $(BUILD) $(CTEST_ARGS)
+	$(MAKE) --no-print-directory build-asan
+	$(SAN_ENV) ctest --test-dir $(BUILD_ASAN) $(CTEST_ARGS)
+
+demo: deps build
+	scripts/demo.sh $(BUILD)
+
+format:
+	$(if $(FORMAT_FILES),clang-format -i $(FORMAT_FILES),@echo "no sources to format")
+
+format-check:
+	$(if $(FORMAT_FILES),clang-format --dry-run --Werror $(FORMAT_FILES),@echo "no sources to check")
+
+install:
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(BUILD) -j$(JOBS)
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

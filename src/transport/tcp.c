@@ -1,0 +1,1437 @@
+/*
+ * The tcp transport: non-blocking sockets, one epoll loop per I/O thread.
+ *
+ * Each link is one TCP connection owned by one I/O thread. The initiator
+ * sends request frames (docs/protocol.md) and the target answers them in
+ * order. Payload never passes through a staging buffer on the send side:
+ * writev() gathers headers and registered memory directly, packing many
+ * small frames into one call. On the receive side a payload lands in its
+ * destination with readv(); only bytes that arrived in the same read as a
+ * header are copied out of the receive buffer.
+ *
+ * Locks: conn->lock guards a connection's send queue, pending frames, ops
+ * and state. It is taken before engine locks (upcalls), never after. Only the
+ * owning I/O thread reads from a socket or closes it.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "transport/transport.h"
+#include "util/error.h"
+#include "util/time.h"
+
+#define RBUF_SIZE (256 * 1024)
+#define IOV_BATCH 1024                       /* the kernel's IOV_MAX */
+#define READ_BUDGET (8u << 20)              /* bytes per connection per wakeup */
+#define TICK_NS (5ull * 1000000ull)          /* deadline scan period */
+#define HANDSHAKE_TIMEOUT_NS (10000ull * 1000000ull)
+#define DIRECT_READ_MIN 4096                 /* smaller payload goes via rbuf */
+
+typedef struct tcp_thread tcp_thread_t;
+
+/* Something to send: iovecs over a header buffer and, for payload, memory. */
+typedef struct send_item {
+    struct send_item *next;
+    struct iovec *iov;
+    int iovcnt;
+    int iov_idx;
+    void *pin;       /* target side: memory pinned until sent */
+    int close_after; /* refuse-and-close replies */
+} send_item_t;
+
+/* A request frame waiting for its response (initiator side). */
+typedef struct frame {
+    struct frame *next;
+    uint64_t seq;
+    uint8_t resp_type;
+    kvx_tp_op_t *op;
+    size_t first;     /* READ: descriptors op->descs[first .. first+n) */
+    size_t n;
+    uint64_t payload; /* READ: bytes expected */
+} frame_t;
+
+enum conn_state { C_CONNECTING, C_HELLO, C_READY, C_CLOSED };
+enum recv_stage { R_HDR, R_BODY, R_PAYLOAD };
+
+struct kvx_tp_conn {
+    kvx_tp_t *tp;
+    tcp_thread_t *th;
+    int fd;
+    int outgoing;
+    int refs; /* atomic */
+    void *peer_ctx;
+    char peer_name[KVX_ENGINE_NAME_MAX]; /* remote's own name, from HELLO */
+    uint64_t handshake_deadline;
+
+    pthread_mutex_t lock;
+    enum conn_state state;
+    send_item_t *sq_head, *sq_tail;
+    int want_out; /* EPOLLOUT armed */
+    frame_t *fr_head, *fr_tail;
+    kvx_tp_op_t *ops; /* in flight, for deadlines */
+    uint64_t next_seq;
+    int close_requested;
+    kvx_status_t close_reason;
+
+    /* receive side: owning thread only */
+    uint8_t *rbuf;
+    size_t rcap, rstart, rend;
+    enum recv_stage stage;
+    kvx_wire_hdr_t rhdr;
+    struct iovec *piov;
+    int piovcnt, piov_idx;
+    uint64_t premaining;
+    int pdiscard;
+    frame_t *pframe;     /* initiator: READ_RESP being received */
+    void *ppin;          /* target: WRITE_REQ memory pinned */
+    kvx_status_t pstatus;
+    uint64_t pseq;
+    kvx_wire_desc_t *wdescs;
+
+    struct kvx_tp_conn *th_next, *th_prev;
+};
+
+typedef struct tcp_cmd {
+    struct tcp_cmd *next;
+    kvx_tp_conn_t *conn;
+    kvx_status_t close_reason; /* KVX_OK: add the connection */
+} tcp_cmd_t;
+
+struct tcp_thread {
+    kvx_tp_t *tp;
+    pthread_t tid;
+    int epfd;
+    int evfd;
+    pthread_mutex_t cmd_lock;
+    tcp_cmd_t *cmds;
+    int stop;
+    kvx_tp_conn_t *conns;
+    uint64_t next_tick;
+};
+
+struct kvx_tp {
+    kvx_tp_upcalls_t up;
+    uint64_t instance;
+    unsigned nthreads;
+    tcp_thread_t *threads;
+    int listen_fd;
+    kvx_addr_t bound;
+    unsigned rr; /* atomic round robin */
+};
+
+static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired_before);
+
+/* ------------------------------------------------------------- helpers */
+
+static void conn_retain(kvx_tp_conn_t *conn)
+{
+    __atomic_add_fetch(&conn->refs, 1, __ATOMIC_RELAXED);
+}
+
+static void conn_release(kvx_tp_conn_t *conn)
+{
+    if (__atomic_sub_fetch(&conn->refs, 1, __ATOMIC_ACQ_REL) != 0) {
+        return;
+    }
+    free(conn->rbuf);
+    free(conn->piov);
+    free(conn->wdescs);
+    pthread_mutex_destroy(&conn->lock);
+    free(conn);
+}
+
+static kvx_status_t errno_status(int err)
+{
+    switch (err) {
+    case ECONNREFUSED:
+        return KVX_ERR_CONNECTION_REFUSED;
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNABORTED:
+    case ENOTCONN:
+        return KVX_ERR_CONNECTION_LOST;
+    case ETIMEDOUT:
+        return KVX_ERR_TIMEOUT;
+    case ENOMEM:
+    case ENOBUFS:
+        return KVX_ERR_NO_MEMORY;
+    default:
+        return KVX_ERR_IO;
+    }
+}
+
+static void thread_wake(tcp_thread_t *th)
+{
+    uint64_t one = 1;
+    ssize_t n = write(th->evfd, &one, sizeof(one));
+    (void)n; /* a full eventfd is already a pending wakeup */
+}
+
+static kvx_status_t thread_post(tcp_thread_t *th, kvx_tp_conn_t *conn, kvx_status_t reason)
+{
+    tcp_cmd_t *cmd = malloc(sizeof(*cmd));
+    if (cmd == NULL) {
+        return KVX_ERR_NO_MEMORY;
+    }
+    cmd->conn = conn;
+    cmd->close_reason = reason;
+    conn_retain(conn);
+    pthread_mutex_lock(&th->cmd_lock);
+    /* Commands run in order: push at the tail. */
+    cmd->next = NULL;
+    tcp_cmd_t **tail = &th->cmds;
+    while (*tail != NULL) {
+        tail = &(*tail)->next;
+    }
+    *tail = cmd;
+    pthread_mutex_unlock(&th->cmd_lock);
+    thread_wake(th);
+    return KVX_OK;
+}
+
+static void conn_set_events(kvx_tp_conn_t *conn, int op)
+{
+    struct epoll_event ev = {.events = EPOLLIN | (conn->want_out ? EPOLLOUT : 0),
+                             .data.ptr = conn};
+    if (epoll_ctl(conn->th->epfd, op, conn->fd, &ev) != 0 && op != EPOLL_CTL_DEL) {
+        kvx_error("tcp: epoll_ctl on fd %d failed: %m", conn->fd);
+    }
+}
+
+static send_item_t *item_new(size_t buf_len, int extra_iov, uint8_t **buf_p)
+{
+    size_t iov_bytes = (size_t)(1 + extra_iov) * sizeof(struct iovec);
+    send_item_t *item = malloc(sizeof(*item) + iov_bytes + buf_len);
+    if (item == NULL) {
+        return NULL;
+    }
+    memset(item, 0, sizeof(*item));
+    item->iov = (struct iovec *)(item + 1);
+    uint8_t *buf = (uint8_t *)item->iov + iov_bytes;
+    item->iov[0].iov_base = buf;
+    item->iov[0].iov_len = buf_len;
+    item->iovcnt = 1;
+    *buf_p = buf;
+    return item;
+}
+
+/* A header-plus-body frame with no payload. */
+static send_item_t *item_frame(uint8_t type, int32_t status, uint64_t seq, size_t body_len,
+                               uint8_t **body_p)
+{
+    uint8_t *buf;
+    send_item_t *item = item_new(KVX_WIRE_HDR_SIZE + body_len, 0, &buf);
+    if (item == NULL) {
+        return NULL;
+    }
+    kvx_wire_hdr_t hdr = {.type = type, .status = status, .seq = seq, .body_len = body_len};
+    kvx_wire_encode_hdr(buf, &hdr);
+    if (body_p != NULL) {
+        *body_p = buf + KVX_WIRE_HDR_SIZE;
+    }
+    return item;
+}
+
+static void sq_push(kvx_tp_conn_t *conn, send_item_t *item)
+{
+    item->next = NULL;
+    if (conn->sq_tail != NULL) {
+        conn->sq_tail->next = item;
+    } else {
+        conn->sq_head = item;
+    }
+    conn->sq_tail = item;
+}
+
+/* Write as much of the send queue as the socket takes. conn->lock held.
+ * Finished items that pin memory go to *done_p, to unpin without the lock.
+ * Returns 0, or -1 with errno on a socket error. */
+static int conn_flush(kvx_tp_conn_t *conn, send_item_t **done_p, int *close_p)
+{
+    struct iovec iov[IOV_BATCH];
+    while (conn->sq_head != NULL) {
+        int n = 0;
+        for (send_item_t *it = conn->sq_head; it != NULL && n < IOV_BATCH; it = it->next) {
+            for (int i = it->iov_idx; i < it->iovcnt && n < IOV_BATCH; i++) {
+                iov[n++] = it->iov[i];
+            }
+        }
+        ssize_t sent = writev(conn->fd, iov, n);
+        if (sent < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        }
+        size_t left = (size_t)sent;
+        while (conn->sq_head != NULL) {
+            send_item_t *it = conn->sq_head;
+            while (it->iov_idx < it->iovcnt && left >= it->iov[it->iov_idx].iov_len) {
+                left -= it->iov[it->iov_idx].iov_len;
+                it->iov_idx++;
+            }
+            if (it->iov_idx < it->iovcnt) {
+                struct iovec *cur = &it->iov[it->iov_idx];
+                cur->iov_base = (uint8_t *)cur->iov_base + left;
+                cur->iov_len -= left;
+                break;
+            }
+            conn->sq_head = it->next;
+            if (conn->sq_head == NULL) {
+                conn->sq_tail = NULL;
+            }
+            if (it->close_after) {
+                *close_p = 1;
+            }
+            if (it->pin != NULL) {
+                it->next = *done_p;
+                *done_p = it;
+            } else {
+                free(it);
+            }
+        }
+        if ((size_t)sent < 65536 && conn->sq_head != NULL) {
+            /* A short write means the socket buffer is full. */
+            break;
+        }
+    }
+    return 0;
+}
+
+static void items_finish(kvx_tp_t *tp, send_item_t *items)
+{
+    for (send_item_t *it = items, *next; it != NULL; it = next) {
+        next = it->next;
+        if (it->pin != NULL) {
+            tp->up.unpin(tp->up.ctx, it->pin);
+        }
+        free(it);
+    }
+}
+
+/* Flush after queueing; arm EPOLLOUT for the rest. conn->lock held. */
+static int conn_kick(kvx_tp_conn_t *conn, send_item_t **done_p, int *close_p)
+{
+    if (conn->state == C_CONNECTING) {
+        return 0; /* the connect completion flushes */
+    }
+    if (conn_flush(conn, done_p, close_p) != 0) {
+        return -1;
+    }
+    int want = conn->sq_head != NULL;
+    if (want != conn->want_out) {
+        conn->want_out = want;
+        conn_set_events(conn, EPOLL_CTL_MOD);
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------- connections */
+
+static kvx_tp_conn_t *conn_new(kvx_tp_t *tp, int fd, int outgoing)
+{
+    kvx_tp_conn_t *conn = calloc(1, sizeof(*conn));
+    if (conn == NULL) {
+        return NULL;
+    }
+    conn->rbuf = malloc(RBUF_SIZE);
+    conn->piov = malloc(KVX_WIRE_MAX_FRAME_DESCS * sizeof(*conn->piov));
+    conn->wdescs = malloc(KVX_WIRE_MAX_FRAME_DESCS * sizeof(*conn->wdescs));
+    if (conn->rbuf == NULL || conn->piov == NULL || conn->wdescs == NULL) {
+        free(conn->rbuf);
+        free(conn->piov);
+        free(conn->wdescs);
+        free(conn);
+        return NULL;
+    }
+    conn->rcap = RBUF_SIZE;
+    conn->tp = tp;
+    conn->fd = fd;
+    conn->outgoing = outgoing;
+    conn->refs = 1;
+    conn->next_seq = 1;
+    pthread_mutex_init(&conn->lock, NULL);
+    unsigned idx = __atomic_fetch_add(&tp->rr, 1, __ATOMIC_RELAXED) % tp->nthreads;
+    conn->th = &tp->threads[idx];
+    return conn;
+}
+
+static void sock_tune(int fd)
+{
+    int one = 1;
+    /* Small frames (acks, 4 KiB reads) must not wait for Nagle. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static kvx_status_t tcp_connect(kvx_tp_t *tp, const kvx_addr_t *remote, const char *local_name,
+                                uint64_t deadline_ns, void *peer_ctx, kvx_tp_conn_t **conn_p)
+{
+    int fd = socket(remote->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return KVX_FAIL(errno_status(errno), "tcp: socket() failed: %s", strerror(errno));
+    }
+    sock_tune(fd);
+    int rc = connect(fd, (const struct sockaddr *)&remote->sa, remote->sa_len);
+    if (rc != 0 && errno != EINPROGRESS) {
+        int err = errno;
+        close(fd);
+        return KVX_FAIL(errno_status(err), "tcp: connect failed: %s", strerror(err));
+    }
+    kvx_tp_conn_t *conn = conn_new(tp, fd, 1);
+    if (conn == NULL) {
+        close(fd);
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "tcp: out of memory");
+    }
+    conn->peer_ctx = peer_ctx;
+    conn->state = C_CONNECTING;
+    conn->handshake_deadline = deadline_ns;
+    size_t name_len = strlen(local_name);
+    uint8_t *body;
+    send_item_t *hello = item_frame(KVX_WIRE_HELLO, 0, 0, kvx_wire_hello_size(name_len), &body);
+    if (hello == NULL) {
+        close(fd);
+        conn_release(conn);
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "tcp: out of memory");
+    }
+    kvx_wire_encode_hello(body, tp->instance, local_name, name_len);
+    sq_push(conn, hello);
+    conn->want_out = 1; /* connect completion shows as writable */
+    conn_retain(conn);  /* the caller's reference */
+    kvx_status_t status = thread_post(conn->th, conn, KVX_OK);
+    conn_release(conn); /* thread_post took the thread's own */
+    if (status != KVX_OK) {
+        close(fd);
+        conn_release(conn);
+        return KVX_FAIL(status, "tcp: out of memory");
+    }
+    *conn_p = conn;
+    return KVX_OK;
+}
+
+static void tcp_close(kvx_tp_conn_t *conn, kvx_status_t reason)
+{
+    pthread_mutex_lock(&conn->lock);
+    int first = !conn->close_requested;
+    conn->close_requested = 1;
+    conn->close_reason = reason;
+    pthread_mutex_unlock(&conn->lock);
+    if (first && thread_post(conn->th, conn, reason) != KVX_OK) {
+        /* No memory for a command: the next tick closes it instead. */
+        thread_wake(conn->th);
+    }
+}
+
+/* Queue the frames of one op. conn->lock held. */
+static kvx_status_t queue_op(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
+{
+    send_item_t *items = NULL, **tail = &items;
+    frame_t *frames = NULL, **ftail = &frames;
+    size_t nframes = 0;
+    kvx_status_t status = KVX_OK;
+    uint64_t seq = conn->next_seq;
+
+    if (op->kind == KVX_TP_OP_READ || op->kind == KVX_TP_OP_WRITE) {
+        int write = op->kind == KVX_TP_OP_WRITE;
+        for (size_t first = 0; first < op->count; first += KVX_WIRE_MAX_FRAME_DESCS) {
+            size_t n = op->count - first;
+            if (n > KVX_WIRE_MAX_FRAME_DESCS) {
+                n = KVX_WIRE_MAX_FRAME_DESCS;
+            }
+            uint8_t *buf;
+            size_t body_len = kvx_wire_descs_size((uint32_t)n);
+            send_item_t *item = item_new(KVX_WIRE_HDR_SIZE + body_len, write ? (int)n : 0, &buf);
+            frame_t *fr = calloc(1, sizeof(*fr));
+            if (item == NULL || fr == NULL) {
+                free(item);
+                free(fr);
+                status = KVX_ERR_NO_MEMORY;
+                goto fail;
+            }
+            kvx_wire_hdr_t hdr = {.type = write ? KVX_WIRE_WRITE_REQ : KVX_WIRE_READ_REQ,
+                                  .seq = seq,
+                                  .body_len = body_len};
+            kvx_wire_encode_hdr(buf, &hdr);
+            kvx_wire_encode_descs_hdr(buf + KVX_WIRE_HDR_SIZE, (uint32_t)n);
+            uint8_t *p = buf + KVX_WIRE_HDR_SIZE + KVX_WIRE_DESCS_HDR_SIZE;
+            uint64_t total = 0;
+            for (size_t i = 0; i < n; i++, p += KVX_WIRE_DESC_SIZE) {
+                const kvx_xfer_desc_t *d = &op->descs[first + i];
+                kvx_wire_encode_desc(p, d->remote_addr, d->length);
+                total += d->length;
+                if (write) {
+                    item->iov[1 + i].iov_base = d->local_addr;
+                    item->iov[1 + i].iov_len = d->length;
+                }
+            }
+            item->iovcnt = write ? (int)n + 1 : 1;
+            *fr = (frame_t){.seq = seq++,
+                            .resp_type = write ? KVX_WIRE_WRITE_ACK : KVX_WIRE_READ_RESP,
+                            .op = op,
+                            .first = first,
+                            .n = n,
+                            .payload = total};
+            *tail = item;
+            tail = &item->next;
+            *ftail = fr;
+            ftail = &fr->next;
+            nframes++;
+        }
+    } else {
+        uint8_t *body = NULL;
+        send_item_t *item;
+        frame_t *fr = calloc(1, sizeof(*fr));
+        if (op->kind == KVX_TP_OP_NOTIFY) {
+            item = item_frame(KVX_WIRE_NOTIFY, 0, seq,
+                              kvx_wire_notify_size(op->name_len, op->msg_len), &body);
+            if (item != NULL) {
+                kvx_wire_encode_notify(body, op->name, op->name_len, op->msg, op->msg_len);
+            }
+        } else {
+            item = item_frame(KVX_WIRE_MEM_QUERY, 0, seq, 0, NULL);
+        }
+        if (item == NULL || fr == NULL) {
+            free(item);
+            free(fr);
+            status = KVX_ERR_NO_MEMORY;
+            goto fail;
+        }
+        fr->seq = seq++;
+        fr->resp_type = (op->kind == KVX_TP_OP_NOTIFY) ? KVX_WIRE_NOTIFY_ACK : KVX_WIRE_MEM_TABLE;
+        fr->op = op;
+        *tail = item;
+        *ftail = fr;
+        nframes = 1;
+    }
+
+    conn->next_seq = seq;
+    op->tp_frames_left = nframes;
+    op->tp_status = KVX_OK;
+    op->tp_prev = NULL;
+    op->tp_next = conn->ops;
+    if (conn->ops != NULL) {
+        conn->ops->tp_prev = op;
+    }
+    conn->ops = op;
+    for (send_item_t *it = items, *next; it != NULL; it = next) {
+        next = it->next;
+        sq_push(conn, it);
+    }
+    for (frame_t *fr = frames, *next; fr != NULL; fr = next) {
+        next = fr->next;
+        fr->next = NULL;
+        if (conn->fr_tail != NULL) {
+            conn->fr_tail->next = fr;
+        } else {
+            conn->fr_head = fr;
+        }
+        conn->fr_tail = fr;
+    }
+    return KVX_OK;
+
+fail:
+    for (send_item_t *it = items, *next; it != NULL; it = next) {
+        next = it->next;
+        free(it);
+    }
+    for (frame_t *fr = frames, *next; fr != NULL; fr = next) {
+        next = fr->next;
+        free(fr);
+    }
+    return KVX_FAIL(status, "tcp: out of memory queueing a request");
+}
+
+static kvx_status_t tcp_submit(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
+{
+    send_item_t *done = NULL;
+    int close_now = 0;
+    pthread_mutex_lock(&conn->lock);
+    if (conn->state != C_READY || conn->close_requested) {
+        pthread_mutex_unlock(&conn->lock);
+        return KVX_FAIL(KVX_ERR_CONNECTION_LOST, "tcp: link to %s is not open", conn->peer_name);
+    }
+    kvx_status_t status = queue_op(conn, op);
+    int failed = 0;
+    if (status == KVX_OK && conn_kick(conn, &done, &close_now) != 0) {
+        /* The owning thread sees the same error on its next event and
+         * fails every op of the link, this one included. */
+        failed = 1;
+        shutdown(conn->fd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&conn->lock);
+    (void)failed;
+    items_finish(conn->tp, done);
+    return status;
+}
+
+/* --------------------------------------------------------- receiving */
+
+/* An op's frame finished; returns the op if it is complete. conn->lock held. */
+static kvx_tp_op_t *frame_finish(kvx_tp_conn_t *conn, frame_t *fr, kvx_status_t status)
+{
+    kvx_tp_op_t *op = fr->op;
+    free(fr);
+    if (status != KVX_OK && op->tp_status == KVX_OK) {
+        op->tp_status = status;
+    }
+    if (--op->tp_frames_left > 0) {
+        return NULL;
+    }
+    if (op->tp_prev != NULL) {
+        op->tp_prev->tp_next = op->tp_next;
+    } else {
+        conn->ops = op->tp_next;
+    }
+    if (op->tp_next != NULL) {
+        op->tp_next->tp_prev = op->tp_prev;
+    }
+    return op;
+}
+
+static void frame_complete(kvx_tp_conn_t *conn, frame_t *fr, kvx_status_t status)
+{
+    pthread_mutex_lock(&conn->lock);
+    kvx_tp_op_t *op = frame_finish(conn, fr, status);
+    pthread_mutex_unlock(&conn->lock);
+    if (op != NULL) {
+        op->done(op, op->tp_status);
+    }
+}
+
+/* Queue a reply from the owning thread and flush. */
+static int conn_reply(kvx_tp_conn_t *conn, send_item_t *item)
+{
+    send_item_t *done = NULL;
+    int close_now = 0;
+    pthread_mutex_lock(&conn->lock);
+    sq_push(conn, item);
+    int rc = conn_kick(conn, &done, &close_now);
+    pthread_mutex_unlock(&conn->lock);
+    items_finish(conn->tp, done);
+    if (close_now) {
+        return -1;
+    }
+    return rc;
+}
+
+static int reply_status(kvx_tp_conn_t *conn, uint8_t type, uint64_t seq, kvx_status_t status)
+{
+    send_item_t *item = item_frame(type, status, seq, 0, NULL);
+    if (item == NULL) {
+        return -1;
+    }
+    return conn_reply(conn, item);
+}
+
+static void payload_begin(kvx_tp_conn_t *conn, const kvx_wire_desc_t *wd,
+                          const kvx_xfer_desc_t *ld, size_t n, uint64_t total, int discard)
+{
+    conn->stage = R_PAYLOAD;
+    conn->premaining = total;
+    conn->pdiscard = discard;
+    conn->piov_idx = 0;
+    conn->piovcnt = 0;
+    if (discard) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        conn->piov[i].iov_base = wd ? (void *)(uintptr_t)wd[i].addr : ld[i].local_addr;
+        conn->piov[i].iov_len = wd ? wd[i].len : ld[i].length;
+    }
+    conn->piovcnt = (int)n;
+}
+
+/* Consume up to @p len payload bytes that are already in memory. */
+static void payload_copy(kvx_tp_conn_t *conn, const uint8_t *src, size_t len)
+{
+    conn->premaining -= len;
+    if (conn->pdiscard) {
+        return;
+    }
+    while (len > 0) {
+        struct iovec *cur = &conn->piov[conn->piov_idx];
+        size_t n = len < cur->iov_len ? len : cur->iov_len;
+        memcpy(cur->iov_base, src, n);
+        cur->iov_base = (uint8_t *)cur->iov_base + n;
+        cur->iov_len -= n;
+        src += n;
+        len -= n;
+        if (cur->iov_len == 0) {
+            conn->piov_idx++;
+        }
+    }
+}
+
+/* The payload of the current frame has fully arrived. Returns -1 to close. */
+static int payload_end(kvx_tp_conn_t *conn)
+{
+    conn->stage = R_HDR;
+    if (conn->outgoing) {
+        frame_t *fr = conn->pframe;
+        conn->pframe = NULL;
+        frame_complete(conn, fr, KVX_OK);
+        return 0;
+    }
+    if (conn->ppin != NULL) {
+        conn->tp->up.unpin(conn->tp->up.ctx, conn->ppin);
+        conn->ppin = NULL;
+    }
+    return reply_status(conn, KVX_WIRE_WRITE_ACK, conn->pseq, conn->pstatus);
+}
+
+static int is_request(uint8_t type)
+{
+    return type == KVX_WIRE_HELLO || type == KVX_WIRE_READ_REQ || type == KVX_WIRE_WRITE_REQ ||
+           type == KVX_WIRE_NOTIFY || type == KVX_WIRE_MEM_QUERY;
+}
+
+/* A full request frame on an incoming connection (target side). */
+static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
+{
+    kvx_tp_t *tp = conn->tp;
+    kvx_status_t status;
+    if (conn->state == C_HELLO) {
+        if (hdr->type != KVX_WIRE_HELLO) {
+            kvx_warn("tcp: peer sent frame type %u before hello; closing", hdr->type);
+            return -1;
+        }
+        uint64_t instance;
+        status = kvx_wire_decode_hello(body, hdr->body_len, &instance, conn->peer_name);
+        if (status != KVX_OK) {
+            kvx_warn("tcp: bad hello: %s", kvx_last_error());
+            return -1;
+        }
+        char name[KVX_ENGINE_NAME_MAX];
+        kvx_addr_format(&tp->bound, name, sizeof(name));
+        size_t name_len = strlen(name);
+        uint8_t *out;
+        int self = instance == tp->instance;
+        send_item_t *item = item_frame(KVX_WIRE_HELLO_ACK, self ? KVX_ERR_INVALID_PARAM : KVX_OK,
+                                       hdr->seq, kvx_wire_hello_size(name_len), &out);
+        if (item == NULL) {
+            return -1;
+        }
+        kvx_wire_encode_hello(out, tp->instance, name, name_len);
+        if (self) {
+            item->close_after = 1;
+        } else {
+            pthread_mutex_lock(&conn->lock);
+            conn->state = C_READY;
+            pthread_mutex_unlock(&conn->lock);
+            kvx_debug("tcp: %s accepted link from %s", name, conn->peer_name);
+        }
+        return conn_reply(conn, item);
+    }
+    switch (hdr->type) {
+    case KVX_WIRE_READ_REQ:
+    case KVX_WIRE_WRITE_REQ: {
+        uint32_t n;
+        uint64_t total;
+        int write = hdr->type == KVX_WIRE_WRITE_REQ;
+        status = kvx_wire_decode_descs(body, hdr->body_len, conn->wdescs, &n, &total);
+        if (status != KVX_OK) {
+            kvx_warn("tcp: bad request from %s: %s", conn->peer_name, kvx_last_error());
+            return -1;
+        }
+        void *pin = NULL;
+        status = tp->up.pin(tp->up.ctx, write, conn->wdescs, n, &pin);
+        if (write) {
+            conn->ppin = pin;
+            conn->pstatus = status;
+            conn->pseq = hdr->seq;
+            payload_begin(conn, conn->wdescs, NULL, n, total, status != KVX_OK);
+            return (total == 0) ? payload_end(conn) : 0;
+        }
+        uint8_t *buf;
+        send_item_t *item = item_new(KVX_WIRE_HDR_SIZE + 8, status == KVX_OK ? (int)n : 0, &buf);
+        if (item == NULL) {
+            if (pin != NULL) {
+                tp->up.unpin(tp->up.ctx, pin);
+            }
+            return -1;
+        }
+        kvx_wire_hdr_t out = {.type = KVX_WIRE_READ_RESP, .status = status, .seq = hdr->seq,
+                              .body_len = 8};
+        kvx_wire_encode_hdr(buf, &out);
+        kvx_wire_encode_u64(buf + KVX_WIRE_HDR_SIZE, status == KVX_OK ? total : 0);
+        if (status == KVX_OK) {
+            for (uint32_t i = 0; i < n; i++) {
+                item->iov[1 + i].iov_base = (void *)(uintptr_t)conn->wdescs[i].addr;
+                item->iov[1 + i].iov_len = conn->wdescs[i].len;
+            }
+            item->iovcnt = (int)n + 1;
+            item->pin = pin;
+        }
+        return conn_reply(conn, item);
+    }
+    case KVX_WIRE_NOTIFY: {
+        const char *name, *msg;
+        size_t name_len, msg_len;
+        status = kvx_wire_decode_notify(body, hdr->body_len, &name, &name_len, &msg, &msg_len);
+        if (status != KVX_OK) {
+            kvx_warn("tcp: bad notification from %s: %s", conn->peer_name, kvx_last_error());
+            return -1;
+        }
+        status = tp->up.deliver_notify(tp->up.ctx, conn->peer_name, name, name_len, msg, msg_len);
+        return reply_status(conn, KVX_WIRE_NOTIFY_ACK, hdr->seq, status);
+    }
+    case KVX_WIRE_MEM_QUERY: {
+        kvx_wire_mem_entry_t *entries = NULL;
+        uint32_t count = 0;
+        status = tp->up.mem_table(tp->up.ctx, &entries, &count);
+        uint8_t *out;
+        send_item_t *item = item_frame(KVX_WIRE_MEM_TABLE, status, hdr->seq,
+                                       kvx_wire_mem_table_size(status == KVX_OK ? count : 0),
+                                       &out);
+        if (item != NULL) {
+            kvx_wire_encode_mem_table(out, entries, status == KVX_OK ? count : 0);
+        }
+        free(entries);
+        return item != NULL ? conn_reply(conn, item) : -1;
+    }
+    default:
+        kvx_warn("tcp: unexpected frame type %u from %s", hdr->type, conn->peer_name);
+        return -1;
+    }
+}
+
+/* A full response frame on an outgoing connection (initiator side). */
+static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
+{
+    kvx_tp_t *tp = conn->tp;
+    kvx_status_t status;
+    if (hdr->type == KVX_WIRE_HELLO_ACK) {
+        pthread_mutex_lock(&conn->lock);
+        int expected = conn->state == C_HELLO;
+        pthread_mutex_unlock(&conn->lock);
+        uint64_t instance;
+        char name[KVX_ENGINE_NAME_MAX];
+        if (!expected ||
+            kvx_wire_decode_hello(body, hdr->body_len, &instance, name) != KVX_OK) {
+            kvx_warn("tcp: bad or unexpected hello reply");
+            return -1;
+        }
+        if (hdr->status != KVX_OK || instance == tp->instance) {
+            conn_fail(conn, hdr->status != KVX_OK ? (kvx_status_t)hdr->status
+                                                  : KVX_ERR_INVALID_PARAM,
+                      0);
+            return 1;
+        }
+        memcpy(conn->peer_name, name, sizeof(name));
+        pthread_mutex_lock(&conn->lock);
+        conn->state = C_READY;
+        pthread_mutex_unlock(&conn->lock);
+        tp->up.link_event(tp->up.ctx, conn->peer_ctx, conn, 1, KVX_OK);
+        return 0;
+    }
+    pthread_mutex_lock(&conn->lock);
+    frame_t *fr = conn->fr_head;
+    if (fr == NULL || fr->seq != hdr->seq || fr->resp_type != hdr->type) {
+        pthread_mutex_unlock(&conn->lock);
+        kvx_warn("tcp: response type %u seq %llu from %s matches no request", hdr->type,
+                 (unsigned long long)hdr->seq, conn->peer_name);
+        return -1;
+    }
+    conn->fr_head = fr->next;
+    if (conn->fr_head == NULL) {
+        conn->fr_tail = NULL;
+    }
+    pthread_mutex_unlock(&conn->lock);
+    /* Peers may only answer with statuses kvx defines; map others. */
+    status = (kvx_status_t)hdr->status;
+    if (status > 0 || kvx_status_string(status)[0] == 'u') {
+        status = KVX_ERR_PROTOCOL;
+    }
+
+    switch (hdr->type) {
+    case KVX_WIRE_READ_RESP: {
+        uint64_t payload;
+        if (kvx_wire_decode_read_resp(body, hdr->body_len, &payload) != KVX_OK ||
+            payload != (status == KVX_OK ? fr->payload : 0)) {
+            kvx_warn("tcp: read response from %s announces %llu bytes, expected %llu",
+                     conn->peer_name, (unsigned long long)payload,
+                     (unsigned long long)fr->payload);
+            frame_complete(conn, fr, KVX_ERR_PROTOCOL);
+            return -1;
+        }
+        if (status != KVX_OK) {
+            frame_complete(conn, fr, status);
+            return 0;
+        }
+        conn->pframe = fr;
+        payload_begin(conn, NULL, fr->op->descs + fr->first, fr->n, payload, 0);
+        return 0;
+    }
+    case KVX_WIRE_MEM_TABLE: {
+        uint32_t count = 0;
+        kvx_wire_mem_entry_t *entries = NULL;
+        if (status == KVX_OK && hdr->body_len >= 8) {
+            uint32_t announced = (uint32_t)body[0] | ((uint32_t)body[1] << 8) |
+                                 ((uint32_t)body[2] << 16) | ((uint32_t)body[3] << 24);
+            if (announced <= KVX_WIRE_MAX_MEM_ENTRIES) {
+                entries = malloc((announced ? announced : 1) * sizeof(*entries));
+                if (entries == NULL) {
+                    status = KVX_ERR_NO_MEMORY;
+                } else if (kvx_wire_decode_mem_table(body, hdr->body_len, entries, announced,
+                                                     &count) != KVX_OK) {
+                    status = KVX_ERR_PROTOCOL;
+                }
+            } else {
+                status = KVX_ERR_PROTOCOL;
+            }
+        }
+        if (status == KVX_OK) {
+            fr->op->mem_entries = entries;
+            fr->op->mem_count = count;
+        } else {
+            free(entries);
+        }
+        frame_complete(conn, fr, status);
+        return status == KVX_ERR_PROTOCOL ? -1 : 0;
+    }
+    default: /* WRITE_ACK, NOTIFY_ACK */
+        frame_complete(conn, fr, status);
+        return 0;
+    }
+}
+
+/* Parse what is in rbuf. Returns -1 on a protocol error, 1 if the
+ * connection was closed, else 0. */
+static int conn_parse(kvx_tp_conn_t *conn)
+{
+    for (;;) {
+        size_t avail = conn->rend - conn->rstart;
+        uint8_t *p = conn->rbuf + conn->rstart;
+        if (conn->stage == R_PAYLOAD) {
+            if (avail == 0) {
+                return 0;
+            }
+            size_t n = avail < conn->premaining ? avail : (size_t)conn->premaining;
+            payload_copy(conn, p, n);
+            conn->rstart += n;
+            if (conn->premaining == 0) {
+                int rc = payload_end(conn);
+                if (rc != 0) {
+                    return rc;
+                }
+            }
+            continue;
+        }
+        if (conn->stage == R_HDR) {
+            if (avail < KVX_WIRE_HDR_SIZE) {
+                return 0;
+            }
+            kvx_status_t status = kvx_wire_decode_hdr(p, avail, &conn->rhdr);
+            if (status != KVX_OK) {
+                kvx_warn("tcp: bad frame from %s: %s", conn->peer_name[0] ? conn->peer_name : "peer",
+                         kvx_last_error());
+                if (status == KVX_ERR_VERSION_MISMATCH && !conn->outgoing &&
+                    conn->state == C_HELLO) {
+                    send_item_t *item = item_frame(KVX_WIRE_HELLO_ACK, KVX_ERR_VERSION_MISMATCH,
+                                                   0, 0, NULL);
+                    if (item != NULL) {
+                        item->close_after = 1;
+                        conn_reply(conn, item);
+                    }
+                }
+                return -1;
+            }
+            if (is_request(conn->rhdr.type) == conn->outgoing) {
+                kvx_warn("tcp: frame type %u in the wrong direction", conn->rhdr.type);
+                return -1;
+            }
+            conn->stage = R_BODY;
+        }
+        /* R_BODY: the whole header and body must be in rbuf. */
+        size_t need = KVX_WIRE_HDR_SIZE + (size_t)conn->rhdr.body_len;
+        if (avail < need) {
+            if (need > conn->rcap) {
+                uint8_t *grown = malloc(need);
+                if (grown == NULL) {
+                    return -1;
+                }
+                memcpy(grown, p, avail);
+                free(conn->rbuf);
+                conn->rbuf = grown;
+                conn->rcap = need;
+                conn->rstart = 0;
+                conn->rend = avail;
+            }
+            return 0;
+        }
+        conn->stage = R_HDR;
+        conn->rstart += need;
+        int rc = conn->outgoing ? handle_response(conn, &conn->rhdr, p + KVX_WIRE_HDR_SIZE)
+                                : handle_request(conn, &conn->rhdr, p + KVX_WIRE_HDR_SIZE);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+}
+
+/* Read what the socket has, within a budget. Returns -1 on error or EOF
+ * (errno set, 0 for EOF), 1 if the connection was closed, else 0. */
+static int conn_read(kvx_tp_conn_t *conn)
+{
+    size_t budget = READ_BUDGET;
+    while (budget > 0) {
+        ssize_t n;
+        if (conn->stage == R_PAYLOAD && conn->rstart == conn->rend &&
+            conn->premaining >= DIRECT_READ_MIN) {
+            /* Straight into the destination memory (or the bin). */
+            if (conn->pdiscard) {
+                size_t want = conn->premaining < conn->rcap ? conn->premaining : conn->rcap;
+                n = read(conn->fd, conn->rbuf, want);
+                if (n > 0) {
+                    conn->premaining -= (size_t)n;
+                }
+            } else {
+                int cnt = conn->piovcnt - conn->piov_idx;
+                if (cnt > IOV_BATCH) {
+                    cnt = IOV_BATCH;
+                }
+                n = readv(conn->fd, conn->piov + conn->piov_idx, cnt);
+                if (n > 0) {
+                    size_t left = (size_t)n;
+                    conn->premaining -= left;
+                    while (left > 0) {
+                        struct iovec *cur = &conn->piov[conn->piov_idx];
+                        size_t k = left < cur->iov_len ? left : cur->iov_len;
+                        cur->iov_base = (uint8_t *)cur->iov_base + k;
+                        cur->iov_len -= k;
+                        left -= k;
+                        if (cur->iov_len == 0) {
+                            conn->piov_idx++;
+                        }
+                    }
+                }
+            }
+            if (n > 0) {
+                budget -= (size_t)n < budget ? (size_t)n : budget;
+                if (conn->premaining == 0) {
+                    int rc = payload_end(conn);
+                    if (rc != 0) {
+                        return rc;
+                    }
+                }
+                continue;
+            }
+        } else {
+            if (conn->rstart == conn->rend) {
+                conn->rstart = conn->rend = 0;
+            } else if (conn->rend == conn->rcap) {
+                memmove(conn->rbuf, conn->rbuf + conn->rstart, conn->rend - conn->rstart);
+                conn->rend -= conn->rstart;
+                conn->rstart = 0;
+            }
+            n = read(conn->fd, conn->rbuf + conn->rend, conn->rcap - conn->rend);
+            if (n > 0) {
+                conn->rend += (size_t)n;
+                budget -= (size_t)n < budget ? (size_t)n : budget;
+                int rc = conn_parse(conn);
+                if (rc != 0) {
+                    if (rc < 0) {
+                        errno = EPROTO;
+                    }
+                    return rc;
+                }
+                continue;
+            }
+        }
+        if (n == 0) {
+            errno = 0;
+            return -1;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return 0;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* Close a connection and end everything on it. Owning thread only.
+ * Ops whose deadline is at or before @p expired_before end TIMEOUT. */
+static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired_before)
+{
+    tcp_thread_t *th = conn->th;
+    kvx_tp_t *tp = conn->tp;
+    pthread_mutex_lock(&conn->lock);
+    if (conn->state == C_CLOSED) {
+        pthread_mutex_unlock(&conn->lock);
+        return;
+    }
+    int was_ready = conn->state == C_READY;
+    conn->state = C_CLOSED;
+    epoll_ctl(th->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
+    /* Under the lock, so no inline writev can still be using the fd. */
+    close(conn->fd);
+    conn->fd = -1;
+    send_item_t *items = conn->sq_head;
+    conn->sq_head = conn->sq_tail = NULL;
+    frame_t *frames = conn->fr_head;
+    conn->fr_head = conn->fr_tail = NULL;
+    kvx_tp_op_t *ops = conn->ops;
+    conn->ops = NULL;
+    pthread_mutex_unlock(&conn->lock);
+
+    if (conn->ppin != NULL) {
+        tp->up.unpin(tp->up.ctx, conn->ppin);
+        conn->ppin = NULL;
+    }
+    items_finish(tp, items);
+    for (frame_t *fr = frames, *next; fr != NULL; fr = next) {
+        next = fr->next;
+        free(fr);
+    }
+    if (conn->pframe != NULL) {
+        free(conn->pframe);
+        conn->pframe = NULL;
+    }
+    int timed_out = 0;
+    for (kvx_tp_op_t *op = ops, *next; op != NULL; op = next) {
+        next = op->tp_next;
+        kvx_status_t st = reason;
+        if (expired_before != 0 && op->deadline_ns <= expired_before) {
+            st = KVX_ERR_TIMEOUT;
+            timed_out = 1;
+        }
+        op->done(op, st);
+    }
+    if (conn->outgoing) {
+        kvx_status_t why = timed_out ? KVX_ERR_TIMEOUT : reason;
+        if (!was_ready) {
+            kvx_debug("tcp: link attempt ended: %s", kvx_status_string(why));
+        }
+        tp->up.link_event(tp->up.ctx, conn->peer_ctx, conn, 0, why);
+    }
+    /* Leave the thread's list and drop its reference. */
+    if (conn->th_prev != NULL) {
+        conn->th_prev->th_next = conn->th_next;
+    } else {
+        th->conns = conn->th_next;
+    }
+    if (conn->th_next != NULL) {
+        conn->th_next->th_prev = conn->th_prev;
+    }
+    conn_release(conn);
+}
+
+static void conn_event(kvx_tp_conn_t *conn, uint32_t events)
+{
+    if (conn->state == C_CONNECTING && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) {
+            conn_fail(conn, errno_status(err), 0);
+            return;
+        }
+        pthread_mutex_lock(&conn->lock);
+        conn->state = C_HELLO;
+        pthread_mutex_unlock(&conn->lock);
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        int rc = conn_read(conn);
+        if (rc == 1) {
+            return; /* already closed */
+        }
+        if (rc < 0) {
+            kvx_status_t why = (errno == EPROTO) ? KVX_ERR_PROTOCOL
+                               : (errno == 0)    ? KVX_ERR_CONNECTION_LOST
+                                                 : errno_status(errno);
+            if (conn->outgoing || conn->state == C_READY) {
+                kvx_debug("tcp: link with %s closed: %s", conn->peer_name,
+                          kvx_status_string(why));
+            }
+            conn_fail(conn, why, 0);
+            return;
+        }
+    }
+    if (events & EPOLLOUT) {
+        send_item_t *done = NULL;
+        int close_now = 0;
+        pthread_mutex_lock(&conn->lock);
+        int rc = conn_kick(conn, &done, &close_now);
+        pthread_mutex_unlock(&conn->lock);
+        items_finish(conn->tp, done);
+        if (rc != 0 || close_now) {
+            conn_fail(conn, rc != 0 ? errno_status(errno) : KVX_ERR_CONNECTION_LOST, 0);
+        }
+    }
+}
+
+/* ------------------------------------------------------------- threads */
+
+static void thread_add(tcp_thread_t *th, kvx_tp_conn_t *conn)
+{
+    conn->th_prev = NULL;
+    conn->th_next = th->conns;
+    if (th->conns != NULL) {
+        th->conns->th_prev = conn;
+    }
+    th->conns = conn;
+    pthread_mutex_lock(&conn->lock);
+    conn_set_events(conn, EPOLL_CTL_ADD);
+    pthread_mutex_unlock(&conn->lock);
+}
+
+static void thread_commands(tcp_thread_t *th)
+{
+    pthread_mutex_lock(&th->cmd_lock);
+    tcp_cmd_t *cmds = th->cmds;
+    th->cmds = NULL;
+    pthread_mutex_unlock(&th->cmd_lock);
+    for (tcp_cmd_t *cmd = cmds, *next; cmd != NULL; cmd = next) {
+        next = cmd->next;
+        if (cmd->close_reason == KVX_OK) {
+            conn_retain(cmd->conn); /* the thread's reference */
+            thread_add(th, cmd->conn);
+        } else {
+            conn_fail(cmd->conn, cmd->close_reason, 0);
+        }
+        conn_release(cmd->conn); /* the command's reference */
+        free(cmd);
+    }
+}
+
+static void thread_tick(tcp_thread_t *th, uint64_t now)
+{
+    for (kvx_tp_conn_t *conn = th->conns, *next; conn != NULL; conn = next) {
+        next = conn->th_next;
+        pthread_mutex_lock(&conn->lock);
+        int handshaking = conn->state == C_CONNECTING || conn->state == C_HELLO;
+        int expired = handshaking && conn->handshake_deadline <= now;
+        int close_req = conn->close_requested;
+        kvx_status_t close_reason = conn->close_reason;
+        for (kvx_tp_op_t *op = conn->ops; op != NULL && !expired; op = op->tp_next) {
+            expired = op->deadline_ns <= now;
+        }
+        pthread_mutex_unlock(&conn->lock);
+        if (expired) {
+            kvx_warn("tcp: %s with %s passed its deadline; closing the link",
+                     handshaking ? "handshake" : "request",
+                     conn->peer_name[0] ? conn->peer_name : "peer");
+            conn_fail(conn, handshaking ? KVX_ERR_TIMEOUT : KVX_ERR_CONNECTION_LOST, now);
+        } else if (close_req) {
+            conn_fail(conn, close_reason, 0);
+        }
+    }
+}
+
+static void accept_all(kvx_tp_t *tp)
+{
+    for (;;) {
+        int fd = accept4(tp->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                kvx_warn("tcp: accept failed: %m");
+            }
+            return;
+        }
+        sock_tune(fd);
+        kvx_tp_conn_t *conn = conn_new(tp, fd, 0);
+        if (conn == NULL) {
+            kvx_warn("tcp: out of memory accepting a connection");
+            close(fd);
+            continue;
+        }
+        conn->state = C_HELLO;
+        conn->handshake_deadline = kvx_now_ns() + HANDSHAKE_TIMEOUT_NS;
+        if (thread_post(conn->th, conn, KVX_OK) != KVX_OK) {
+            close(fd);
+        }
+        conn_release(conn);
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    tcp_thread_t *th = arg;
+    struct epoll_event events[64];
+    th->next_tick = kvx_now_ns() + TICK_NS;
+    while (!__atomic_load_n(&th->stop, __ATOMIC_ACQUIRE)) {
+        int timeout = (th->conns != NULL) ? (int)(TICK_NS / 1000000ull) : -1;
+        int n = epoll_wait(th->epfd, events, 64, timeout);
+        if (n < 0 && errno != EINTR) {
+            kvx_error("tcp: epoll_wait failed: %m");
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            void *ptr = events[i].data.ptr;
+            if (ptr == th) {
+                uint64_t v;
+                ssize_t r = read(th->evfd, &v, sizeof(v));
+                (void)r;
+                thread_commands(th);
+            } else if (ptr == th->tp) {
+                accept_all(th->tp);
+            } else {
+                conn_event(ptr, events[i].events);
+            }
+        }
+        uint64_t now = kvx_now_ns();
+        if (now >= th->next_tick) {
+            thread_tick(th, now);
+            th->next_tick = now + TICK_NS;
+        }
+    }
+    /* Shutting down: end every link this thread owns. */
+    thread_commands(th);
+    while (th->conns != NULL) {
+        conn_fail(th->conns, KVX_ERR_SHUTDOWN, 0);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+static kvx_status_t listen_on(kvx_tp_t *tp, const kvx_addr_t *addr)
+{
+    int fd = socket(addr->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return KVX_FAIL(KVX_ERR_IO, "tcp: socket() failed: %s", strerror(errno));
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (addr->sa.ss_family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (bind(fd, (const struct sockaddr *)&addr->sa, addr->sa_len) != 0 ||
+        listen(fd, 1024) != 0) {
+        int err = errno;
+        char name[KVX_ENGINE_NAME_MAX];
+        kvx_addr_format(addr, name, sizeof(name));
+        close(fd);
+        return KVX_FAIL(KVX_ERR_IO, "tcp: cannot listen on %s: %s", name, strerror(err));
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    kvx_addr_from_sockaddr((struct sockaddr *)&ss, len, &tp->bound);
+    tp->listen_fd = fd;
+    return KVX_OK;
+}
+
+static void tcp_destroy(kvx_tp_t *tp);
+
+static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcalls_t *up,
+                               kvx_tp_t **tp_p)
+{
+    kvx_tp_t *tp = calloc(1, sizeof(*tp));
+    if (tp == NULL) {
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "tcp: out of memory");
+    }
+    tp->up = *up;
+    tp->instance = params->instance;
+    tp->listen_fd = -1;
+    tp->nthreads = params->io_threads;
+    tp->threads = calloc(tp->nthreads, sizeof(*tp->threads));
+    if (tp->threads == NULL) {
+        free(tp);
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "tcp: out of memory");
+    }
+    for (unsigned i = 0; i < tp->nthreads; i++) {
+        tp->threads[i].epfd = -1;
+        tp->threads[i].evfd = -1;
+    }
+    kvx_status_t status = KVX_OK;
+    if (params->listen != NULL && (status = listen_on(tp, params->listen)) != KVX_OK) {
+        free(tp->threads);
+        free(tp);
+        return status;
+    }
+    unsigned started = 0;
+    for (; started < tp->nthreads; started++) {
+        tcp_thread_t *th = &tp->threads[started];
+        th->tp = tp;
+        pthread_mutex_init(&th->cmd_lock, NULL);
+        th->epfd = epoll_create1(EPOLL_CLOEXEC);
+        th->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = th};
+        if (th->epfd < 0 || th->evfd < 0 || epoll_ctl(th->epfd, EPOLL_CTL_ADD, th->evfd, &ev)) {
+            status = KVX_FAIL(KVX_ERR_IO, "tcp: epoll setup failed: %s", strerror(errno));
+            break;
+        }
+        if (started == 0 && tp->listen_fd >= 0) {
+            struct epoll_event lev = {.events = EPOLLIN, .data.ptr = tp};
+            epoll_ctl(th->epfd, EPOLL_CTL_ADD, tp->listen_fd, &lev);
+        }
+        if (pthread_create(&th->tid, NULL, thread_main, th) != 0) {
+            status = KVX_FAIL(KVX_ERR_NO_MEMORY, "tcp: cannot start an I/O thread");
+            break;
+        }
+    }
+    if (status != KVX_OK) {
+        tp->nthreads = started; /* only those have a thread to join */
+        tcp_destroy(tp);
+        return status;
+    }
+    *tp_p = tp;
+    return KVX_OK;
+}
+
+static void tcp_destroy(kvx_tp_t *tp)
+{
+    if (tp == NULL) {
+        return;
+    }
+    if (tp->listen_fd >= 0) {
+        close(tp->listen_fd);
+        tp->listen_fd = -1;
+    }
+    for (unsigned i = 0; i < tp->nthreads; i++) {
+        __atomic_store_n(&tp->threads[i].stop, 1, __ATOMIC_RELEASE);
+        thread_wake(&tp->threads[i]);
+    }
+    for (unsigned i = 0; i < tp->nthreads; i++) {
+        pthread_join(tp->threads[i].tid, NULL);
+    }
+    for (unsigned i = 0; i < tp->nthreads; i++) {
+        tcp_thread_t *th = &tp->threads[i];
+        if (th->epfd >= 0) {
+            close(th->epfd);
+        }
+        if (th->evfd >= 0) {
+            close(th->evfd);
+        }
+        pthread_mutex_destroy(&th->cmd_lock);
+    }
+    free(tp->threads);
+    free(tp);
+}
+
+static kvx_status_t tcp_local_addr(kvx_tp_t *tp, kvx_addr_t *addr)
+{
+    if (tp->listen_fd < 0) {
+        return KVX_ERR_NOT_FOUND;
+    }
+    *addr = tp->bound;
+    return KVX_OK;
+}
+
+const kvx_transport_ops_t kvx_tcp_transport = {
+    .name = "tcp",
+    .create = tcp_create,
+    .destroy = tcp_destroy,
+    .local_addr = tcp_local_addr,
+    .connect = tcp_connect,
+    .close = tcp_close,
+    .retain = conn_retain,
+    .release = conn_release,
+    .submit = tcp_submit,
+};

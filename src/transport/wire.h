@@ -1,0 +1,117 @@
+/*
+ * The kvx wire protocol, version 1 (docs/protocol.md). Every frame is a
+ * 32-byte header, a structured body of body_len bytes, and for WRITE_REQ and
+ * READ_RESP a raw payload whose length follows from the body. All integers
+ * are little-endian. These functions only encode and decode bytes: they
+ * check every field of what a peer sent and never trust a length.
+ */
+#ifndef KVX_TRANSPORT_WIRE_H
+#define KVX_TRANSPORT_WIRE_H
+
+#include <kvx/engine.h>
+#include <kvx/status.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KVX_WIRE_MAGIC 0x3158564bu /* "KVX1" */
+#define KVX_WIRE_VERSION 1
+#define KVX_WIRE_HDR_SIZE 32
+
+/* Most descriptors in one READ_REQ or WRITE_REQ frame; longer transfers
+ * are split into several frames. */
+#define KVX_WIRE_MAX_FRAME_DESCS 4096
+/* Most registrations one MEM_TABLE reports. */
+#define KVX_WIRE_MAX_MEM_ENTRIES 65536
+/* Largest payload of one frame (a sanity bound, 1 TiB). */
+#define KVX_WIRE_MAX_PAYLOAD (1ull << 40)
+
+typedef enum kvx_wire_type {
+    KVX_WIRE_HELLO = 1,
+    KVX_WIRE_HELLO_ACK = 2,
+    KVX_WIRE_READ_REQ = 3,
+    KVX_WIRE_READ_RESP = 4,
+    KVX_WIRE_WRITE_REQ = 5,
+    KVX_WIRE_WRITE_ACK = 6,
+    KVX_WIRE_NOTIFY = 7,
+    KVX_WIRE_NOTIFY_ACK = 8,
+    KVX_WIRE_MEM_QUERY = 9,
+    KVX_WIRE_MEM_TABLE = 10,
+    KVX_WIRE_TYPE_MAX = 10
+} kvx_wire_type_t;
+
+typedef struct kvx_wire_hdr {
+    uint8_t type;
+    int32_t status;  /* kvx_status_t in responses, 0 in requests */
+    uint64_t seq;    /* chosen by the requester, echoed in the response */
+    uint64_t body_len;
+} kvx_wire_hdr_t;
+
+typedef struct kvx_wire_desc {
+    uint64_t addr;
+    uint64_t len;
+} kvx_wire_desc_t;
+
+typedef struct kvx_wire_mem_entry {
+    uint64_t addr;
+    uint64_t len;
+    uint64_t tag;
+    uint8_t mem_type; /* kvx_mem_type_t */
+    uint8_t access;   /* kvx_mem_access_t */
+} kvx_wire_mem_entry_t;
+
+#define KVX_WIRE_DESC_SIZE 16
+#define KVX_WIRE_DESCS_HDR_SIZE 8
+#define KVX_WIRE_MEM_ENTRY_SIZE 32
+#define KVX_WIRE_HELLO_FIXED 16
+#define KVX_WIRE_NOTIFY_FIXED 8
+
+/* Largest body any frame may carry (MEM_TABLE). */
+#define KVX_WIRE_MAX_BODY (8 + (size_t)KVX_WIRE_MEM_ENTRY_SIZE * KVX_WIRE_MAX_MEM_ENTRIES)
+
+/* Header */
+void kvx_wire_encode_hdr(uint8_t out[KVX_WIRE_HDR_SIZE], const kvx_wire_hdr_t *hdr);
+/* Checks magic, version, type, flags, reserved bits and body_len bounds
+ * for the type. KVX_ERR_VERSION_MISMATCH if only the version is wrong. */
+kvx_status_t kvx_wire_decode_hdr(const uint8_t *buf, size_t len, kvx_wire_hdr_t *hdr);
+/* Largest body_len allowed for a frame type (0 for an unknown type). */
+size_t kvx_wire_max_body(uint8_t type);
+
+/* READ_REQ / WRITE_REQ body: u32 count, u32 zero, count x {u64 addr, u64 len} */
+size_t kvx_wire_descs_size(uint32_t count);
+void kvx_wire_encode_descs_hdr(uint8_t *out, uint32_t count);
+void kvx_wire_encode_desc(uint8_t *out, uint64_t addr, uint64_t len);
+/* Decodes into @p descs (room for KVX_WIRE_MAX_FRAME_DESCS); checks the count
+ * against body_len, every len > 0, no address wrap, and the total. */
+kvx_status_t kvx_wire_decode_descs(const uint8_t *body, size_t len, kvx_wire_desc_t *descs,
+                                   uint32_t *count_p, uint64_t *total_p);
+
+/* READ_RESP body: u64 payload_len */
+void kvx_wire_encode_u64(uint8_t *out, uint64_t v);
+kvx_status_t kvx_wire_decode_read_resp(const uint8_t *body, size_t len, uint64_t *payload_p);
+
+/* HELLO / HELLO_ACK body: u64 instance, u16 name_len, u16 0, u32 0, name */
+size_t kvx_wire_hello_size(size_t name_len);
+void kvx_wire_encode_hello(uint8_t *out, uint64_t instance, const char *name, size_t name_len);
+/* @p name gets a NUL-terminated copy (room for KVX_ENGINE_NAME_MAX). */
+kvx_status_t kvx_wire_decode_hello(const uint8_t *body, size_t len, uint64_t *instance_p,
+                                   char name[KVX_ENGINE_NAME_MAX]);
+
+/* NOTIFY body: u16 name_len, u16 0, u32 msg_len, name, msg */
+size_t kvx_wire_notify_size(size_t name_len, size_t msg_len);
+void kvx_wire_encode_notify(uint8_t *out, const char *name, size_t name_len, const void *msg,
+                            size_t msg_len);
+/* Pointers into @p body; name has no NUL inside it. */
+kvx_status_t kvx_wire_decode_notify(const uint8_t *body, size_t len, const char **name_p,
+                                    size_t *name_len_p, const char **msg_p, size_t *msg_len_p);
+
+/* MEM_TABLE body: u32 count, u32 0, count x 32-byte entries */
+size_t kvx_wire_mem_table_size(uint32_t count);
+void kvx_wire_encode_mem_table(uint8_t *out, const kvx_wire_mem_entry_t *entries,
+                               uint32_t count);
+/* Decodes up to @p max entries; checks types, access, no wrap, sorted and
+ * non-overlapping. @p count_p gets the number in the frame. */
+kvx_status_t kvx_wire_decode_mem_table(const uint8_t *body, size_t len,
+                                       kvx_wire_mem_entry_t *entries, uint32_t max,
+                                       uint32_t *count_p);
+
+#endif
