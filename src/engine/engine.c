@@ -289,6 +289,9 @@ static void link_event(void *ctx, void *peer_ctx, kvx_tp_conn_t *conn, int up,
             peer->error = status;
             kvx_info("engine %s: connect to %s failed: %s", engine->name, peer->name,
                      kvx_status_string(status));
+        } else if (status == KVX_ERR_SHUTDOWN) {
+            peer->state = KVX_PEER_BROKEN;
+            peer->error = status;
         } else {
             peer->state = KVX_PEER_BROKEN;
             peer->error = status;
