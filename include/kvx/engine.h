@@ -35,7 +35,8 @@ typedef struct kvx_engine *kvx_engine_h;
  *  reported, not dereferenced). */
 typedef struct kvx_mem *kvx_mem_h;
 
-/** An asynchronous transfer. Ids are never reused within an engine. */
+/** An asynchronous transfer. An id names one transfer: a slot is reused only
+ *  with a new generation, so a stale id is reported, never confused. */
 typedef uint64_t kvx_xfer_id_t;
 
 /** Longest engine name, including the terminating NUL. */
@@ -169,7 +170,8 @@ typedef struct kvx_remote_mem {
 /**
  * Fetch the current registrations of a connected remote, in address order.
  * @param [out] mems     array of @p max entries (may be NULL if max is 0)
- * @param [out] count_p  total number the remote has (may exceed @p max)
+ * @param [out] count_p  total number reported (may exceed @p max; a remote
+ *                       reports at most 65536)
  */
 KVX_API kvx_status_t kvx_engine_remote_mem(kvx_engine_h engine, const char *remote,
                                            kvx_remote_mem_t *mems, size_t max, size_t *count_p,
@@ -343,14 +345,17 @@ typedef struct kvx_notification {
     char *name;
     char *msg;
     size_t msg_len;
-    /** Canonical name of the sending engine's connection ("ip:port"). */
+    /** Name the sending engine gave in its handshake (its own engine name,
+     *  e.g. "10.0.0.5" or "10.0.0.5:26000"); informative, not authenticated. */
     char *sender;
 } kvx_notification_t;
 
 /**
  * Send a notification over the link to @p remote and wait for its receipt.
- * Delivered after the data of every transfer to that remote submitted
- * before it. @p name is a string of at most KVX_NOTIFY_NAME_MAX bytes;
+ * The remote processes it after every request submitted before it on that
+ * link: the data of earlier WRITEs is in its memory when the notification
+ * is queued there (earlier READs were checked and started, but their bytes
+ * are copied as they are sent). @p name is a string of at most KVX_NOTIFY_NAME_MAX bytes;
  * @p msg has at most KVX_NOTIFY_MSG_MAX bytes.
  * @return KVX_OK, KVX_ERR_INVALID_PARAM, KVX_ERR_NOT_CONNECTED,
  *         KVX_ERR_TIMEOUT, KVX_ERR_REMOTE_FULL (remote queue full; nothing queued)

@@ -268,7 +268,10 @@ static void link_event(void *ctx, void *peer_ctx, kvx_tp_conn_t *conn, int up,
         pthread_mutex_unlock(&engine->lock);
         return;
     }
-    if (up) {
+    if (up && peer->state == KVX_PEER_DISCONNECTING) {
+        /* Disconnect was asked for during the handshake; the close that
+         * follows reports the link down. */
+    } else if (up) {
         peer->state = KVX_PEER_CONNECTED;
         peer->error = KVX_OK;
         kvx_info("engine %s: connected to %s", engine->name, peer->name);

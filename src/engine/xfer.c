@@ -228,13 +228,15 @@ kvx_status_t kvx_xfer_submit(kvx_engine_h engine, const char *remote, kvx_op_t o
     engine->xfer_tail = xfer;
     pthread_mutex_unlock(&engine->lock);
 
+    /* Once submitted, another thread may reap and free it: keep the id. */
+    kvx_xfer_id_t id = xfer->id;
     status = engine->tp_ops->submit(conn, &xfer->op);
     engine->tp_ops->release(conn);
     if (status != KVX_OK) {
         /* Not queued: report it like any failed transfer would be. */
         xfer_done(&xfer->op, status);
     }
-    *id_p = xfer->id;
+    *id_p = id;
     return KVX_OK;
 }
 

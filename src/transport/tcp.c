@@ -10,8 +10,9 @@
  * header are copied out of the receive buffer.
  *
  * Locks: conn->lock guards a connection's send queue, pending frames, ops
- * and state. It is taken before engine locks (upcalls), never after. Only the
- * owning I/O thread reads from a socket or closes it.
+ * and state. Upcalls and done() callbacks are never made while holding it,
+ * so the engine may call close/connect/retain/release under its own lock.
+ * Only the owning I/O thread reads from a socket or closes it.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -260,8 +261,10 @@ static int conn_flush(kvx_tp_conn_t *conn, send_item_t **done_p, int *close_p)
     struct iovec iov[IOV_BATCH];
     while (conn->sq_head != NULL) {
         int n = 0;
+        size_t asked = 0;
         for (send_item_t *it = conn->sq_head; it != NULL && n < IOV_BATCH; it = it->next) {
             for (int i = it->iov_idx; i < it->iovcnt && n < IOV_BATCH; i++) {
+                asked += it->iov[i].iov_len;
                 iov[n++] = it->iov[i];
             }
         }
@@ -299,8 +302,9 @@ static int conn_flush(kvx_tp_conn_t *conn, send_item_t **done_p, int *close_p)
                 free(it);
             }
         }
-        if ((size_t)sent < 65536 && conn->sq_head != NULL) {
-            /* A short write means the socket buffer is full. */
+        if ((size_t)sent < asked) {
+            /* A short write means the socket buffer is full: wait for EPOLLOUT
+             * instead of paying for a writev that returns EAGAIN. */
             break;
         }
     }
@@ -814,15 +818,22 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
         pthread_mutex_unlock(&conn->lock);
         uint64_t instance;
         char name[KVX_ENGINE_NAME_MAX];
+        if (expected && hdr->status != KVX_OK) {
+            /* Refused (self-connect, version): the reply may carry no body. */
+            status = (kvx_status_t)hdr->status;
+            if (status != KVX_ERR_INVALID_PARAM && status != KVX_ERR_VERSION_MISMATCH) {
+                status = KVX_ERR_CONNECTION_REFUSED;
+            }
+            conn_fail(conn, status, 0);
+            return 1;
+        }
         if (!expected ||
             kvx_wire_decode_hello(body, hdr->body_len, &instance, name) != KVX_OK) {
             kvx_warn("tcp: bad or unexpected hello reply");
             return -1;
         }
-        if (hdr->status != KVX_OK || instance == tp->instance) {
-            conn_fail(conn, hdr->status != KVX_OK ? (kvx_status_t)hdr->status
-                                                  : KVX_ERR_INVALID_PARAM,
-                      0);
+        if (instance == tp->instance) {
+            conn_fail(conn, KVX_ERR_INVALID_PARAM, 0);
             return 1;
         }
         memcpy(conn->peer_name, name, sizeof(name));
@@ -847,7 +858,7 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
     pthread_mutex_unlock(&conn->lock);
     /* Peers may only answer with statuses kvx defines; map others. */
     status = (kvx_status_t)hdr->status;
-    if (status > 0 || kvx_status_string(status)[0] == 'u') {
+    if (status > 0 || !kvx_status_known(status)) {
         status = KVX_ERR_PROTOCOL;
     }
 
@@ -873,7 +884,9 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
     case KVX_WIRE_MEM_TABLE: {
         uint32_t count = 0;
         kvx_wire_mem_entry_t *entries = NULL;
-        if (status == KVX_OK && hdr->body_len >= 8) {
+        if (status == KVX_OK && hdr->body_len < 8) {
+            status = KVX_ERR_PROTOCOL;
+        } else if (status == KVX_OK) {
             uint32_t announced = (uint32_t)body[0] | ((uint32_t)body[1] << 8) |
                                  ((uint32_t)body[2] << 16) | ((uint32_t)body[3] << 24);
             if (announced <= KVX_WIRE_MAX_MEM_ENTRIES) {
@@ -1271,18 +1284,24 @@ static void *thread_main(void *arg)
             kvx_error("tcp: epoll_wait failed: %m");
             break;
         }
+        int commands = 0;
         for (int i = 0; i < n; i++) {
             void *ptr = events[i].data.ptr;
             if (ptr == th) {
                 uint64_t v;
                 ssize_t r = read(th->evfd, &v, sizeof(v));
                 (void)r;
-                thread_commands(th);
+                commands = 1;
             } else if (ptr == th->tp) {
                 accept_all(th->tp);
             } else {
                 conn_event(ptr, events[i].events);
             }
+        }
+        /* After the batch: a close command frees its connection, which may
+         * still have an event later in events[]. */
+        if (commands) {
+            thread_commands(th);
         }
         uint64_t now = kvx_now_ns();
         if (now >= th->next_tick) {
@@ -1390,16 +1409,17 @@ static void tcp_destroy(kvx_tp_t *tp)
     if (tp == NULL) {
         return;
     }
-    if (tp->listen_fd >= 0) {
-        close(tp->listen_fd);
-        tp->listen_fd = -1;
-    }
     for (unsigned i = 0; i < tp->nthreads; i++) {
         __atomic_store_n(&tp->threads[i].stop, 1, __ATOMIC_RELEASE);
         thread_wake(&tp->threads[i]);
     }
     for (unsigned i = 0; i < tp->nthreads; i++) {
         pthread_join(tp->threads[i].tid, NULL);
+    }
+    /* Only now: thread 0 may have been accepting until it stopped. */
+    if (tp->listen_fd >= 0) {
+        close(tp->listen_fd);
+        tp->listen_fd = -1;
     }
     for (unsigned i = 0; i < tp->nthreads; i++) {
         tcp_thread_t *th = &tp->threads[i];

@@ -8,6 +8,9 @@
 
 void kvx_error_clear(void);
 
+/* True if @p status is in the status table (peers may send anything). */
+int kvx_status_known(int status);
+
 /* Record what failed for kvx_last_error(); returns @p status for chaining. */
 kvx_status_t kvx_error_set(kvx_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

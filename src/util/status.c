@@ -29,6 +29,17 @@ const char *kvx_status_name(kvx_status_t status)
     return "KVX_UNKNOWN";
 }
 
+int kvx_status_known(int status)
+{
+    switch (status) {
+#define KVX_STATUS_KNOWN(name, value, text) case KVX_##name:
+        KVX_STATUS_MAP(KVX_STATUS_KNOWN)
+#undef KVX_STATUS_KNOWN
+        return 1;
+    }
+    return 0;
+}
+
 static _Thread_local char last_error[512];
 
 const char *kvx_last_error(void)
