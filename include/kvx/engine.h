@@ -242,6 +242,13 @@ KVX_API kvx_status_t kvx_engine_peer_state(kvx_engine_h engine, const char *remo
 KVX_API kvx_status_t kvx_engine_peers(kvx_engine_h engine, kvx_peer_info_t *infos, size_t max,
                                       size_t *count_p);
 
+/**
+ * Number of remotes currently linked to this engine (links they made with
+ * kvx_engine_connect(), handshake done). Drops when a remote disconnects or
+ * its link fails.
+ */
+KVX_API kvx_status_t kvx_engine_incoming_links(kvx_engine_h engine, size_t *count_p);
+
 /* ------------------------------------------------------------- transfers */
 
 typedef enum kvx_op {

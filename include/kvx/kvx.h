@@ -5,6 +5,7 @@
 #include <kvx/common.h>
 #include <kvx/device.h>
 #include <kvx/engine.h>
+#include <kvx/kv.h>
 #include <kvx/log.h>
 #include <kvx/status.h>
 #include <kvx/version.h>

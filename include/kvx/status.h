@@ -5,7 +5,8 @@
  * Values are stable: a code is never renumbered or reused. 0 is success,
  * 1 is "in progress", negative values are errors. Codes from -100 to -199
  * are peer-scoped: the link to one remote is broken or refused the request,
- * the engine itself stays usable (drop and reconnect that peer).
+ * the engine itself stays usable (drop and reconnect that peer). Codes from
+ * -200 to -299 come from the KV cache layer (kv.h).
  */
 #ifndef KVX_STATUS_H
 #define KVX_STATUS_H
@@ -41,7 +42,20 @@ KVX_BEGIN_DECLS
     X(ERR_PROTOCOL, -104, "malformed or unexpected message from the remote")  \
     X(ERR_REMOTE_ACCESS, -105, "remote refused access to that memory")        \
     X(ERR_REMOTE_FULL, -106, "remote queue is full")                          \
-    X(ERR_VERSION_MISMATCH, -107, "remote speaks an incompatible protocol")
+    X(ERR_VERSION_MISMATCH, -107, "remote speaks an incompatible protocol")     \
+    X(ERR_NOT_LINKED, -200, "not linked to that cluster")                     \
+    X(ERR_ALREADY_LINKED, -201, "already linked to that cluster")             \
+    X(ERR_LINK_EXISTS, -202, "refused while links exist")                     \
+    X(ERR_TOO_MANY_CLUSTERS, -203, "too many clusters in one call")           \
+    X(ERR_CLUSTER_MISMATCH, -204, "remote has another cluster id")            \
+    X(ERR_CACHE_NOT_FOUND, -205, "no local cache with that id")               \
+    X(ERR_REMOTE_CACHE_NOT_FOUND, -206, "no remote cache with that id")       \
+    X(ERR_CACHE_MISMATCH, -207, "caches differ in dtype or entry shape")      \
+    X(ERR_BLOCK_OUT_OF_RANGE, -208, "block index outside the cache")          \
+    X(ERR_BLOCK_LIST_MISMATCH, -209, "block lists differ in length")          \
+    X(ERR_BATCH_OUT_OF_RANGE, -210, "batch index outside the cache")          \
+    X(ERR_LAYER_RANGE, -211, "bad layer range or tensors per layer")          \
+    X(ERR_SIZE_OUT_OF_RANGE, -212, "size larger than a cache entry")
 
 #define KVX_STATUS_ENUM_ENTRY(name, value, text) KVX_##name = (value),
 

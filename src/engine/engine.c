@@ -52,6 +52,31 @@ static kvx_status_t param_u32(const kvx_engine_params_t *p, uint64_t bit, unsign
 static void link_event(void *ctx, void *peer_ctx, kvx_tp_conn_t *conn, int up,
                        kvx_status_t status);
 
+static void incoming_event(void *ctx, int up)
+{
+    kvx_engine_t *engine = ctx;
+    pthread_mutex_lock(&engine->lock);
+    if (up) {
+        engine->incoming_links++;
+    } else if (engine->incoming_links > 0) {
+        engine->incoming_links--;
+    }
+    pthread_cond_broadcast(&engine->cond);
+    pthread_mutex_unlock(&engine->lock);
+}
+
+kvx_status_t kvx_engine_incoming_links(kvx_engine_h engine, size_t *count_p)
+{
+    kvx_error_clear();
+    if (engine == NULL || count_p == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "incoming_links: NULL argument");
+    }
+    pthread_mutex_lock(&engine->lock);
+    *count_p = engine->incoming_links;
+    pthread_mutex_unlock(&engine->lock);
+    return KVX_OK;
+}
+
 kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *engine_p)
 {
     kvx_error_clear();
@@ -122,6 +147,7 @@ kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *
         .deliver_notify = kvx_notify_deliver_upcall,
         .mem_table = kvx_mem_table_upcall,
         .link_event = link_event,
+        .incoming_event = incoming_event,
     };
     kvx_tp_upcalls_t upcalls = upcalls_template;
     upcalls.ctx = engine;

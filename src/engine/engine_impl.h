@@ -80,6 +80,7 @@ struct kvx_engine {
     size_t mem_count, mem_cap;
 
     kvx_peer_t *peers;
+    size_t incoming_links; /* remotes linked to this engine */
 
     /* async transfers: slot table (id = generation << 32 | slot) and the
      * submission-ordered list */

@@ -125,6 +125,7 @@ struct kvx_tp {
     unsigned nthreads;
     tcp_thread_t *threads;
     int listen_fd;
+    uint64_t listen_paused_until; /* out of fds: accept again after this */
     kvx_addr_t bound;
     unsigned rr; /* atomic round robin */
 };
@@ -730,6 +731,7 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
             pthread_mutex_lock(&conn->lock);
             conn->state = C_READY;
             pthread_mutex_unlock(&conn->lock);
+            tp->up.incoming_event(tp->up.ctx, 1);
             kvx_debug("tcp: %s accepted link from %s", name, conn->peer_name);
         }
         return conn_reply(conn, item);
@@ -1122,6 +1124,9 @@ static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired
         }
         op->done(op, st);
     }
+    if (!conn->outgoing && was_ready) {
+        tp->up.incoming_event(tp->up.ctx, 0);
+    }
     if (conn->outgoing) {
         kvx_status_t why = timed_out ? KVX_ERR_TIMEOUT : reason;
         if (!was_ready) {
@@ -1221,6 +1226,12 @@ static void thread_commands(tcp_thread_t *th)
 
 static void thread_tick(tcp_thread_t *th, uint64_t now)
 {
+    kvx_tp_t *tp = th->tp;
+    if (th == &tp->threads[0] && tp->listen_paused_until != 0 && now >= tp->listen_paused_until) {
+        struct epoll_event lev = {.events = EPOLLIN, .data.ptr = tp};
+        epoll_ctl(th->epfd, EPOLL_CTL_ADD, tp->listen_fd, &lev);
+        tp->listen_paused_until = 0;
+    }
     for (kvx_tp_conn_t *conn = th->conns, *next; conn != NULL; conn = next) {
         next = conn->th_next;
         pthread_mutex_lock(&conn->lock);
@@ -1251,7 +1262,13 @@ static void accept_all(kvx_tp_t *tp)
             if (errno == EINTR || errno == ECONNABORTED) {
                 continue;
             }
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* The listener stays readable: leave epoll for a while
+                 * instead of spinning, and keep serving existing links. */
+                kvx_warn("tcp: accept failed (%m); pausing accepts for 100 ms");
+                epoll_ctl(tp->threads[0].epfd, EPOLL_CTL_DEL, tp->listen_fd, NULL);
+                tp->listen_paused_until = kvx_now_ns() + 100ull * 1000000ull;
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 kvx_warn("tcp: accept failed: %m");
             }
             return;
@@ -1278,7 +1295,8 @@ static void *thread_main(void *arg)
     struct epoll_event events[64];
     th->next_tick = kvx_now_ns() + TICK_NS;
     while (!__atomic_load_n(&th->stop, __ATOMIC_ACQUIRE)) {
-        int timeout = (th->conns != NULL) ? (int)(TICK_NS / 1000000ull) : -1;
+        int ticking = th->conns != NULL || th->tp->listen_paused_until != 0;
+        int timeout = ticking ? (int)(TICK_NS / 1000000ull) : -1;
         int n = epoll_wait(th->epfd, events, 64, timeout);
         if (n < 0 && errno != EINTR) {
             kvx_error("tcp: epoll_wait failed: %m");

@@ -67,6 +67,9 @@ typedef struct kvx_tp_upcalls {
      * closed (up=0, status says why). @p peer_ctx is what connect() got. */
     void (*link_event)(void *ctx, void *peer_ctx, kvx_tp_conn_t *conn, int up,
                        kvx_status_t status);
+    /* A remote's link to this engine finished its handshake (up=1) or
+     * closed after it (up=0). */
+    void (*incoming_event)(void *ctx, int up);
 } kvx_tp_upcalls_t;
 
 typedef struct kvx_tp_params {

@@ -190,6 +190,7 @@ static void test_status_strings(void **state)
         assert_true(text[0] != '\0');
         assert_string_equal(name, status_table[i].name);
         assert_string_equal(text, status_table[i].text);
+        assert_true(kvx_status_known(status_table[i].value));
         assert_string_not_equal(name, "KVX_UNKNOWN");
         assert_string_not_equal(text, "unknown status");
         for (size_t j = i + 1; j < STATUS_COUNT; j++) {
@@ -217,9 +218,10 @@ static int status_known(int v)
 static void test_status_unknown(void **state)
 {
     (void)state;
-    const int unknown[] = {2, 3, -17, -50, -99, -108, -199, -200, 12345, -12345, INT32_MIN};
+    const int unknown[] = {2, 3, -17, -50, -99, -108, -199, -213, -299, 12345, -12345, INT32_MIN};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
         assert_false(status_known(unknown[i]));
+        assert_false(kvx_status_known(unknown[i]));
         kvx_status_t s = (kvx_status_t)unknown[i];
         assert_string_equal(kvx_status_string(s), "unknown status");
         assert_string_equal(kvx_status_name(s), "KVX_UNKNOWN");

@@ -1,0 +1,1164 @@
+/*
+ * The KV cache layer. Built only on the public engine API: caches are
+ * engine registrations, links are engine connections, the published cache
+ * table is a registered region that peers READ, and pulls and pushes are
+ * engine transfers planned by plan.c.
+ */
+#include <errno.h>
+#include <kvx/device.h>
+#include <kvx/engine.h>
+#include <kvx/kv.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kv/plan.h"
+#include "kv/table.h"
+#include "util/error.h"
+
+#define KVX_KV_PARAM_FIELDS_ALL (KVX_BIT(10) - 1)
+#define DEFAULT_SYNC_TIMEOUT_MS 10000u
+#define DEFAULT_TABLE_CAPACITY (1u << 20)
+#define TABLE_READ_TRIES 8
+
+typedef struct kv_cache {
+    struct kv_cache *next;
+    int64_t id;
+    kvx_mem_type_t placement;
+    kvx_kv_geom_t geom;
+    uint64_t *addrs;
+    kvx_mem_h *mems; /* one engine registration per tensor */
+    int allocated;
+    int device;
+    unsigned busy; /* transfers and copies using it */
+} kv_cache_t;
+
+typedef struct kv_link {
+    struct kv_link *next;
+    uint64_t cluster_id;
+    char remote[KVX_ENGINE_NAME_MAX];
+    uint64_t table_addr;
+    size_t table_len;
+    kvx_kv_table_entry_t *caches; /* last snapshot of the remote table */
+    size_t ncaches;
+    unsigned refs;
+    int unlinked;
+} kv_link_t;
+
+struct kvx_kv {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    kvx_engine_h engine;
+    uint64_t cluster_id;
+    kvx_kv_role_t role;
+    char local_ip[KVX_ENGINE_NAME_MAX];
+    int device_id;
+    unsigned sync_timeout_ms;
+    unsigned io_threads;
+    int switch_role_enable;
+    uint8_t *table;
+    size_t table_cap;
+    kvx_mem_h table_mem;
+    kv_cache_t *caches;
+    int64_t next_cache_id;
+    kv_link_t *links;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ----------------------------------------------------------- instance */
+
+static kvx_status_t make_engine(kvx_kv_h kv, const char *name, kvx_engine_h *engine_p)
+{
+    kvx_engine_params_t ep = {.field_mask = KVX_ENGINE_PARAM_FIELD_NAME |
+                                            KVX_ENGINE_PARAM_FIELD_IO_THREADS |
+                                            KVX_ENGINE_PARAM_FIELD_TRANSFER_TIMEOUT |
+                                            KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT,
+                              .name = name,
+                              .io_threads = kv->io_threads,
+                              .transfer_timeout_ms = kv->sync_timeout_ms,
+                              .notify_timeout_ms = kv->sync_timeout_ms};
+    return kvx_engine_create(&ep, engine_p);
+}
+
+static kvx_status_t register_region(kvx_engine_h engine, void *addr, size_t len,
+                                    kvx_mem_type_t type, uint64_t tag, kvx_mem_access_t access,
+                                    kvx_mem_h *mem_p)
+{
+    kvx_mem_params_t mp = {.field_mask = KVX_MEM_PARAM_FIELD_ADDRESS |
+                                         KVX_MEM_PARAM_FIELD_LENGTH | KVX_MEM_PARAM_FIELD_TYPE |
+                                         KVX_MEM_PARAM_FIELD_TAG | KVX_MEM_PARAM_FIELD_ACCESS,
+                           .address = addr,
+                           .length = len,
+                           .mem_type = type,
+                           .tag = tag,
+                           .access = access};
+    return kvx_mem_register(engine, &mp, mem_p);
+}
+
+/* Republish the cache table; kv->lock held. */
+static kvx_status_t publish(kvx_kv_h kv)
+{
+    size_t n = 0;
+    for (kv_cache_t *c = kv->caches; c != NULL; c = c->next) {
+        n++;
+    }
+    kvx_kv_table_entry_t *entries = calloc(n ? n : 1, sizeof(*entries));
+    if (entries == NULL) {
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "kv: out of memory publishing the cache table");
+    }
+    size_t i = 0;
+    for (kv_cache_t *c = kv->caches; c != NULL; c = c->next, i++) {
+        entries[i] = (kvx_kv_table_entry_t){
+            .cache_id = c->id, .placement = c->placement, .geom = c->geom, .addrs = c->addrs};
+    }
+    kvx_status_t status = kvx_kv_table_publish(kv->table, kv->table_cap, kv->cluster_id, entries, n);
+    free(entries);
+    return status;
+}
+
+/* Register the table and every cache with @p engine. kv->lock held. */
+static kvx_status_t register_all(kvx_kv_h kv, kvx_engine_h engine)
+{
+    kvx_status_t status = register_region(engine, kv->table, kv->table_cap, KVX_MEM_HOST,
+                                          KVX_KV_TABLE_TAG, KVX_MEM_ACCESS_READ_ONLY,
+                                          &kv->table_mem);
+    for (kv_cache_t *c = kv->caches; c != NULL && status == KVX_OK; c = c->next) {
+        for (uint32_t t = 0; t < c->geom.num_tensors && status == KVX_OK; t++) {
+            status = register_region(engine, (void *)(uintptr_t)c->addrs[t], c->geom.tensor_size,
+                                     c->placement, (uint64_t)c->id, KVX_MEM_ACCESS_READ_WRITE,
+                                     &c->mems[t]);
+        }
+    }
+    return status;
+}
+
+kvx_status_t kvx_kv_create(const kvx_kv_params_t *params, kvx_kv_h *kv_p)
+{
+    kvx_error_clear();
+    if (params == NULL || kv_p == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: NULL argument");
+    }
+    uint64_t mask = params->field_mask;
+    if (mask & ~(uint64_t)KVX_KV_PARAM_FIELDS_ALL) {
+        return KVX_FAIL(KVX_ERR_UNSUPPORTED, "kv_create: unknown field_mask bits");
+    }
+    if (!(mask & KVX_KV_PARAM_FIELD_CLUSTER_ID)) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: cluster_id is required");
+    }
+    kvx_kv_role_t role = (mask & KVX_KV_PARAM_FIELD_ROLE) ? params->role : KVX_KV_ROLE_MIX;
+    if (role < KVX_KV_ROLE_PROMPT || role > KVX_KV_ROLE_MIX) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: unknown role %d", role);
+    }
+    const char *local_ip = (mask & KVX_KV_PARAM_FIELD_LOCAL_IP) ? params->local_ip : "0.0.0.0";
+    const char *listen = (mask & KVX_KV_PARAM_FIELD_LISTEN) ? params->listen : NULL;
+    if (local_ip == NULL || strlen(local_ip) >= KVX_ENGINE_NAME_MAX) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: bad local_ip");
+    }
+    if ((mask & KVX_KV_PARAM_FIELD_LISTEN) && listen == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: listen bit set but listen is NULL");
+    }
+    int device = (mask & KVX_KV_PARAM_FIELD_DEVICE_ID) ? params->device_id : 0;
+    int ndev = 0;
+    if (kvx_device_count(&ndev) != KVX_OK || device < 0 || device >= ndev) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: device %d outside 0..%d", device,
+                        ndev - 1);
+    }
+    size_t cap = (mask & KVX_KV_PARAM_FIELD_TABLE_CAPACITY) ? params->table_capacity
+                                                            : DEFAULT_TABLE_CAPACITY;
+    if (cap < 4096 || cap > (64u << 20)) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: table_capacity %zu outside 4 KiB..64 MiB",
+                        cap);
+    }
+    if ((mask & KVX_KV_PARAM_FIELD_STAGING_POOL) &&
+        ((params->staging_buffers == 0) != (params->staging_buffer_size == 0) ||
+         params->staging_buffers > 1024)) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM,
+                        "kv_create: staging pool needs both a count (1..1024) and a size, or "
+                        "neither");
+    }
+    unsigned timeout = (mask & KVX_KV_PARAM_FIELD_SYNC_TIMEOUT) ? params->sync_timeout_ms
+                                                               : DEFAULT_SYNC_TIMEOUT_MS;
+    if (timeout == 0 || timeout > 3600000u) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: sync_timeout_ms %u outside 1..3600000",
+                        timeout);
+    }
+
+    kvx_kv_h kv = calloc(1, sizeof(*kv));
+    if (kv == NULL) {
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "kv_create: out of memory");
+    }
+    kv->cluster_id = params->cluster_id;
+    kv->role = role;
+    snprintf(kv->local_ip, sizeof(kv->local_ip), "%s", local_ip);
+    kv->device_id = device;
+    kv->sync_timeout_ms = timeout;
+    kv->io_threads = (mask & KVX_KV_PARAM_FIELD_IO_THREADS) ? params->io_threads : 1;
+    kv->switch_role_enable = (mask & KVX_KV_PARAM_FIELD_SWITCH_ROLE) ? params->switch_role_enable
+                                                                    : 1;
+    kv->next_cache_id = 1;
+    kv->table_cap = cap;
+    kv->table = calloc(1, cap);
+    pthread_mutex_init(&kv->lock, NULL);
+    pthread_cond_init(&kv->cond, NULL);
+    kvx_status_t status = (kv->table == NULL) ? KVX_ERR_NO_MEMORY : KVX_OK;
+    if (status == KVX_OK) {
+        status = make_engine(kv, listen != NULL ? listen : kv->local_ip, &kv->engine);
+    }
+    if (status == KVX_OK) {
+        publish(kv);
+        status = register_all(kv, kv->engine);
+    }
+    if (status != KVX_OK) {
+        if (kv->engine != NULL) {
+            kvx_engine_destroy(kv->engine);
+        }
+        free(kv->table);
+        pthread_mutex_destroy(&kv->lock);
+        pthread_cond_destroy(&kv->cond);
+        free(kv);
+        return status;
+    }
+    kvx_info("kv: cluster %llu (%s) at %s", (unsigned long long)kv->cluster_id,
+             role == KVX_KV_ROLE_PROMPT ? "prompt" : role == KVX_KV_ROLE_DECODER ? "decoder" : "mix",
+             kvx_engine_name(kv->engine));
+    *kv_p = kv;
+    return KVX_OK;
+}
+
+static void cache_free(kv_cache_t *c)
+{
+    if (c->allocated) {
+        for (uint32_t t = 0; t < c->geom.num_tensors; t++) {
+            void *p = (void *)(uintptr_t)c->addrs[t];
+            if (c->placement == KVX_MEM_DEVICE) {
+                kvx_device_free(c->device, p);
+            } else {
+                free(p);
+            }
+        }
+    }
+    free(c->addrs);
+    free(c->mems);
+    free(c);
+}
+
+void kvx_kv_destroy(kvx_kv_h kv)
+{
+    if (kv == NULL) {
+        return;
+    }
+    /* The engine goes first: it ends every transfer and drops every
+     * registration, so the memory below is no longer reachable. */
+    kvx_engine_destroy(kv->engine);
+    for (kv_link_t *l = kv->links, *next; l != NULL; l = next) {
+        next = l->next;
+        kvx_kv_table_free(l->caches, l->ncaches);
+        free(l);
+    }
+    for (kv_cache_t *c = kv->caches, *next; c != NULL; c = next) {
+        next = c->next;
+        cache_free(c);
+    }
+    free(kv->table);
+    pthread_mutex_destroy(&kv->lock);
+    pthread_cond_destroy(&kv->cond);
+    free(kv);
+}
+
+const char *kvx_kv_listen_name(kvx_kv_h kv)
+{
+    return kv != NULL ? kvx_engine_name(kv->engine) : "";
+}
+
+uint64_t kvx_kv_cluster_id(kvx_kv_h kv)
+{
+    return kv != NULL ? kv->cluster_id : 0;
+}
+
+kvx_kv_role_t kvx_kv_role(kvx_kv_h kv)
+{
+    return kv != NULL ? kv->role : KVX_KV_ROLE_MIX;
+}
+
+/* ------------------------------------------------------------- caches */
+
+static kv_cache_t *cache_find(kvx_kv_h kv, int64_t id)
+{
+    for (kv_cache_t *c = kv->caches; c != NULL; c = c->next) {
+        if (c->id == id) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static kvx_status_t cache_add(kvx_kv_h kv, const kvx_kv_cache_desc_t *desc,
+                              void *const *given_addrs, int64_t *cache_id_p, void **out_addrs)
+{
+    kvx_kv_geom_t geom;
+    kvx_status_t status = kvx_kv_geom_init(&geom, desc);
+    if (status != KVX_OK) {
+        return status;
+    }
+    kvx_mem_type_t placement =
+        (desc->field_mask & KVX_KV_CACHE_FIELD_PLACEMENT) ? desc->placement : KVX_MEM_DEVICE;
+    if (placement != KVX_MEM_HOST && placement != KVX_MEM_DEVICE) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "cache: unknown placement %d", placement);
+    }
+    kv_cache_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->addrs = calloc(geom.num_tensors, sizeof(uint64_t))) == NULL ||
+        (c->mems = calloc(geom.num_tensors, sizeof(kvx_mem_h))) == NULL) {
+        if (c != NULL) {
+            free(c->addrs);
+        }
+        free(c);
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "cache: out of memory");
+    }
+    c->placement = placement;
+    c->device = kv->device_id;
+    c->allocated = given_addrs == NULL;
+    c->geom = geom;
+    for (uint32_t t = 0; t < geom.num_tensors; t++) {
+        void *p = NULL;
+        if (given_addrs != NULL) {
+            p = given_addrs[t];
+            if (p == NULL) {
+                status = KVX_FAIL(KVX_ERR_INVALID_PARAM, "cache: tensor %u address is NULL", t);
+            }
+        } else if (placement == KVX_MEM_DEVICE) {
+            status = kvx_device_malloc(c->device, geom.tensor_size, &p);
+        } else if (posix_memalign(&p, 4096, geom.tensor_size) != 0) {
+            p = NULL;
+            status = KVX_FAIL(KVX_ERR_NO_MEMORY, "cache: out of host memory for %llu bytes",
+                              (unsigned long long)geom.tensor_size);
+        }
+        if (status != KVX_OK) {
+            break;
+        }
+        c->addrs[t] = (uintptr_t)p;
+    }
+    c->geom.addrs = c->addrs;
+
+    pthread_mutex_lock(&kv->lock);
+    if (status == KVX_OK) {
+        c->id = kv->next_cache_id;
+        for (uint32_t t = 0; t < geom.num_tensors && status == KVX_OK; t++) {
+            status = register_region(kv->engine, (void *)(uintptr_t)c->addrs[t],
+                                     geom.tensor_size, placement, (uint64_t)c->id,
+                                     KVX_MEM_ACCESS_READ_WRITE, &c->mems[t]);
+        }
+        if (status == KVX_OK) {
+            c->next = kv->caches;
+            kv->caches = c;
+            status = publish(kv);
+            if (status != KVX_OK) {
+                kv->caches = c->next;
+            }
+        }
+        if (status != KVX_OK) {
+            for (uint32_t t = 0; t < geom.num_tensors; t++) {
+                if (c->mems[t] != NULL) {
+                    kvx_mem_deregister(kv->engine, c->mems[t]);
+                }
+            }
+        } else {
+            kv->next_cache_id++;
+        }
+    }
+    pthread_mutex_unlock(&kv->lock);
+    if (status != KVX_OK) {
+        cache_free(c);
+        return status;
+    }
+    *cache_id_p = c->id;
+    if (out_addrs != NULL) {
+        for (uint32_t t = 0; t < geom.num_tensors; t++) {
+            out_addrs[t] = (void *)(uintptr_t)c->addrs[t];
+        }
+    }
+    kvx_debug("kv: cache %lld: %u tensors of %llu bytes (%s)", (long long)c->id, geom.num_tensors,
+              (unsigned long long)geom.tensor_size, c->allocated ? "allocated" : "registered");
+    return KVX_OK;
+}
+
+kvx_status_t kvx_kv_cache_allocate(kvx_kv_h kv, const kvx_kv_cache_desc_t *desc,
+                                   int64_t *cache_id_p, void **tensor_addrs)
+{
+    kvx_error_clear();
+    if (kv == NULL || desc == NULL || cache_id_p == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "cache_allocate: NULL argument");
+    }
+    return cache_add(kv, desc, NULL, cache_id_p, tensor_addrs);
+}
+
+kvx_status_t kvx_kv_cache_register(kvx_kv_h kv, const kvx_kv_cache_desc_t *desc,
+                                   void *const *tensor_addrs, int64_t *cache_id_p)
+{
+    kvx_error_clear();
+    if (kv == NULL || desc == NULL || tensor_addrs == NULL || cache_id_p == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "cache_register: NULL argument");
+    }
+    return cache_add(kv, desc, tensor_addrs, cache_id_p, NULL);
+}
+
+static kvx_status_t cache_remove(kvx_kv_h kv, int64_t id, int allocated)
+{
+    kvx_error_clear();
+    if (kv == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "cache: NULL instance");
+    }
+    pthread_mutex_lock(&kv->lock);
+    kv_cache_t **pp = &kv->caches;
+    while (*pp != NULL && (*pp)->id != id) {
+        pp = &(*pp)->next;
+    }
+    kv_cache_t *c = *pp;
+    kvx_status_t status = KVX_OK;
+    if (c == NULL) {
+        status = KVX_FAIL(KVX_ERR_CACHE_NOT_FOUND, "no cache %lld", (long long)id);
+    } else if (c->allocated != allocated) {
+        status = KVX_FAIL(KVX_ERR_INVALID_PARAM, "cache %lld was %s: use %s", (long long)id,
+                          c->allocated ? "allocated" : "registered",
+                          c->allocated ? "kvx_kv_cache_deallocate" : "kvx_kv_cache_unregister");
+    } else if (c->busy > 0) {
+        status = KVX_FAIL(KVX_ERR_BUSY, "cache %lld is used by %u transfer(s)", (long long)id,
+                          c->busy);
+    } else {
+        /* Unpublish first so peers stop finding it, then drop the memory. */
+        *pp = c->next;
+        publish(kv);
+        for (uint32_t t = 0; t < c->geom.num_tensors; t++) {
+            kvx_status_t st = kvx_mem_deregister(kv->engine, c->mems[t]);
+            if (st == KVX_ERR_BUSY) {
+                /* A peer's transfer is being served from it right now. */
+                for (int tries = 0; tries < 1000 && st == KVX_ERR_BUSY; tries++) {
+                    usleep(1000);
+                    st = kvx_mem_deregister(kv->engine, c->mems[t]);
+                }
+            }
+            if (st != KVX_OK) {
+                status = st;
+            }
+        }
+        if (status != KVX_OK) {
+            /* Keep the memory rather than free what a peer may still touch. */
+            c->next = kv->caches;
+            kv->caches = c;
+            publish(kv);
+            status = KVX_FAIL(status, "cache %lld is still in use by a peer", (long long)id);
+        } else {
+            cache_free(c);
+        }
+    }
+    pthread_mutex_unlock(&kv->lock);
+    return status;
+}
+
+kvx_status_t kvx_kv_cache_deallocate(kvx_kv_h kv, int64_t cache_id)
+{
+    return cache_remove(kv, cache_id, 1);
+}
+
+kvx_status_t kvx_kv_cache_unregister(kvx_kv_h kv, int64_t cache_id)
+{
+    return cache_remove(kv, cache_id, 0);
+}
+
+kvx_status_t kvx_kv_cache_tensors(kvx_kv_h kv, int64_t cache_id, void **addrs, size_t max)
+{
+    kvx_error_clear();
+    if (kv == NULL || (addrs == NULL && max > 0)) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "cache_tensors: NULL argument");
+    }
+    pthread_mutex_lock(&kv->lock);
+    kv_cache_t *c = cache_find(kv, cache_id);
+    kvx_status_t status = KVX_OK;
+    if (c == NULL) {
+        status = KVX_FAIL(KVX_ERR_CACHE_NOT_FOUND, "no cache %lld", (long long)cache_id);
+    } else {
+        for (size_t t = 0; t < max && t < c->geom.num_tensors; t++) {
+            addrs[t] = (void *)(uintptr_t)c->addrs[t];
+        }
+    }
+    pthread_mutex_unlock(&kv->lock);
+    return status;
+}
+
+/* -------------------------------------------------------------- links */
+
+static kv_link_t *link_find(kvx_kv_h kv, uint64_t cluster_id)
+{
+    for (kv_link_t *l = kv->links; l != NULL; l = l->next) {
+        if (l->cluster_id == cluster_id) {
+            return l;
+        }
+    }
+    return NULL;
+}
+
+/* Read a remote's cache table (retrying torn copies). */
+static kvx_status_t read_table(kvx_engine_h engine, const char *remote, uint64_t addr,
+                               size_t len, int timeout_ms, uint64_t *cluster_p,
+                               kvx_kv_table_entry_t **entries_p, size_t *count_p)
+{
+    size_t want = len < KVX_KV_TABLE_FIRST_READ ? len : KVX_KV_TABLE_FIRST_READ;
+    uint8_t *buf = malloc(len);
+    if (buf == NULL) {
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "kv: out of memory for a %zu-byte table", len);
+    }
+    kvx_mem_h mem;
+    kvx_mem_params_t mp = {.field_mask = KVX_MEM_PARAM_FIELD_ADDRESS | KVX_MEM_PARAM_FIELD_LENGTH,
+                           .address = buf,
+                           .length = len};
+    kvx_status_t status = kvx_mem_register(engine, &mp, &mem);
+    if (status != KVX_OK) {
+        free(buf);
+        return status;
+    }
+    kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_TIMEOUT, .timeout_ms = timeout_ms};
+    for (int tries = 0; tries < TABLE_READ_TRIES; tries++) {
+        kvx_xfer_desc_t d = {buf, addr, want};
+        status = kvx_xfer_sync(engine, remote, KVX_OP_READ, &d, 1, &xp);
+        if (status != KVX_OK) {
+            break;
+        }
+        size_t need = 0;
+        status = kvx_kv_table_parse(buf, want, cluster_p, entries_p, count_p, &need);
+        if (status != KVX_INPROGRESS) {
+            break;
+        }
+        if (need > want) {
+            want = need <= len ? need : len;
+        } else {
+            usleep(100u << tries); /* the owner is rewriting it */
+        }
+        status = KVX_FAIL(KVX_ERR_PROTOCOL, "kv: cache table of %s stayed inconsistent", remote);
+    }
+    kvx_mem_deregister(engine, mem);
+    free(buf);
+    return status;
+}
+
+/* Re-read a link's table and swap it in. */
+static kvx_status_t link_refresh(kvx_kv_h kv, kv_link_t *link, int timeout_ms)
+{
+    uint64_t cluster;
+    kvx_kv_table_entry_t *entries;
+    size_t count;
+    kvx_status_t status = read_table(kv->engine, link->remote, link->table_addr, link->table_len,
+                                     timeout_ms, &cluster, &entries, &count);
+    if (status != KVX_OK) {
+        return status;
+    }
+    pthread_mutex_lock(&kv->lock);
+    kvx_kv_table_entry_t *old = link->caches;
+    size_t nold = link->ncaches;
+    link->caches = entries;
+    link->ncaches = count;
+    pthread_mutex_unlock(&kv->lock);
+    kvx_kv_table_free(old, nold);
+    return KVX_OK;
+}
+
+static void link_put(kvx_kv_h kv, kv_link_t *link)
+{
+    pthread_mutex_lock(&kv->lock);
+    int last = --link->refs == 0 && link->unlinked;
+    pthread_cond_broadcast(&kv->cond);
+    pthread_mutex_unlock(&kv->lock);
+    if (last) {
+        kvx_kv_table_free(link->caches, link->ncaches);
+        free(link);
+    }
+}
+
+/* Find the table region of a connected remote and check its cluster id. */
+static kvx_status_t link_setup(kvx_kv_h kv, const kvx_kv_cluster_t *cl, int timeout_ms,
+                               kv_link_t **link_p)
+{
+    kvx_remote_mem_t mems[256];
+    size_t n = 0;
+    kvx_status_t status = kvx_engine_remote_mem(kv->engine, cl->remote, mems, 256, &n, timeout_ms);
+    if (status != KVX_OK) {
+        return status;
+    }
+    kv_link_t *link = calloc(1, sizeof(*link));
+    if (link == NULL) {
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "kv: out of memory");
+    }
+    for (size_t i = 0; i < n && i < 256; i++) {
+        if (mems[i].tag == KVX_KV_TABLE_TAG) {
+            link->table_addr = mems[i].address;
+            link->table_len = mems[i].length;
+        }
+    }
+    if (link->table_addr == 0 || link->table_len > (64u << 20)) {
+        free(link);
+        return KVX_FAIL(KVX_ERR_CLUSTER_MISMATCH, "%s is a kvx engine but not a KV instance",
+                        cl->remote);
+    }
+    link->cluster_id = cl->remote_cluster_id;
+    snprintf(link->remote, sizeof(link->remote), "%s", cl->remote);
+    uint64_t cluster = 0;
+    status = read_table(kv->engine, cl->remote, link->table_addr, link->table_len, timeout_ms,
+                        &cluster, &link->caches, &link->ncaches);
+    if (status == KVX_OK && cluster != cl->remote_cluster_id) {
+        status = KVX_FAIL(KVX_ERR_CLUSTER_MISMATCH, "%s is cluster %llu, not %llu", cl->remote,
+                          (unsigned long long)cluster,
+                          (unsigned long long)cl->remote_cluster_id);
+    }
+    if (status != KVX_OK) {
+        kvx_kv_table_free(link->caches, link->ncaches);
+        free(link);
+        return status;
+    }
+    *link_p = link;
+    return KVX_OK;
+}
+
+kvx_status_t kvx_kv_link(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t count,
+                         int timeout_ms, kvx_status_t *statuses)
+{
+    kvx_error_clear();
+    if (kv == NULL || clusters == NULL || count == 0 || timeout_ms < 0) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_link: NULL, empty or negative argument");
+    }
+    if (count > KVX_KV_MAX_CLUSTERS_PER_CALL) {
+        return KVX_FAIL(KVX_ERR_TOO_MANY_CLUSTERS, "kv_link: %zu clusters, at most %d per call",
+                        count, KVX_KV_MAX_CLUSTERS_PER_CALL);
+    }
+    unsigned timeout = timeout_ms ? (unsigned)timeout_ms : kv->sync_timeout_ms;
+    uint64_t deadline = now_ms() + timeout;
+    kvx_status_t first_error = KVX_OK;
+    kvx_status_t st[KVX_KV_MAX_CLUSTERS_PER_CALL];
+    /* Start every connection, then finish them one by one: the total wait
+     * is one timeout, not one per cluster. */
+    for (size_t i = 0; i < count; i++) {
+        st[i] = KVX_OK;
+        if (clusters[i].remote == NULL) {
+            st[i] = KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_link: cluster %zu has no remote", i);
+            continue;
+        }
+        pthread_mutex_lock(&kv->lock);
+        int linked = link_find(kv, clusters[i].remote_cluster_id) != NULL;
+        pthread_mutex_unlock(&kv->lock);
+        if (linked) {
+            st[i] = KVX_FAIL(KVX_ERR_ALREADY_LINKED, "already linked to cluster %llu",
+                             (unsigned long long)clusters[i].remote_cluster_id);
+            continue;
+        }
+        kvx_status_t s = kvx_engine_connect_async(kv->engine, clusters[i].remote, (int)timeout);
+        if (s != KVX_OK && s != KVX_ERR_ALREADY_CONNECTED) {
+            st[i] = s;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (st[i] == KVX_OK) {
+            uint64_t now = now_ms();
+            int left = now < deadline ? (int)(deadline - now) : 1;
+            kvx_status_t s = kvx_engine_connect(kv->engine, clusters[i].remote, left);
+            if (s == KVX_ERR_ALREADY_CONNECTED) {
+                s = KVX_OK;
+            }
+            kv_link_t *link = NULL;
+            if (s == KVX_OK) {
+                now = now_ms();
+                s = link_setup(kv, &clusters[i], now < deadline ? (int)(deadline - now) : 1,
+                               &link);
+            }
+            if (s == KVX_OK) {
+                pthread_mutex_lock(&kv->lock);
+                if (link_find(kv, link->cluster_id) != NULL) {
+                    s = KVX_FAIL(KVX_ERR_ALREADY_LINKED, "already linked to cluster %llu",
+                                 (unsigned long long)link->cluster_id);
+                } else {
+                    link->next = kv->links;
+                    kv->links = link;
+                }
+                pthread_mutex_unlock(&kv->lock);
+                if (s != KVX_OK) {
+                    kvx_kv_table_free(link->caches, link->ncaches);
+                    free(link);
+                } else {
+                    kvx_info("kv: cluster %llu linked to cluster %llu at %s",
+                             (unsigned long long)kv->cluster_id,
+                             (unsigned long long)clusters[i].remote_cluster_id,
+                             clusters[i].remote);
+                }
+            } else if (s != KVX_ERR_ALREADY_LINKED) {
+                kvx_engine_disconnect(kv->engine, clusters[i].remote, 1000);
+            }
+            st[i] = s;
+        }
+        if (statuses != NULL) {
+            statuses[i] = st[i];
+        }
+        if (st[i] != KVX_OK && first_error == KVX_OK) {
+            first_error = st[i];
+        }
+    }
+    return first_error;
+}
+
+kvx_status_t kvx_kv_unlink(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t count,
+                           int timeout_ms, int force, kvx_status_t *statuses)
+{
+    kvx_error_clear();
+    if (kv == NULL || clusters == NULL || count == 0 || timeout_ms < 0) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_unlink: NULL, empty or negative argument");
+    }
+    if (count > KVX_KV_MAX_CLUSTERS_PER_CALL) {
+        return KVX_FAIL(KVX_ERR_TOO_MANY_CLUSTERS, "kv_unlink: %zu clusters, at most %d per call",
+                        count, KVX_KV_MAX_CLUSTERS_PER_CALL);
+    }
+    kvx_status_t first_error = KVX_OK;
+    for (size_t i = 0; i < count; i++) {
+        pthread_mutex_lock(&kv->lock);
+        kv_link_t **pp = &kv->links;
+        while (*pp != NULL && (*pp)->cluster_id != clusters[i].remote_cluster_id) {
+            pp = &(*pp)->next;
+        }
+        kv_link_t *link = *pp;
+        if (link != NULL) {
+            *pp = link->next;
+            link->unlinked = 1;
+            link->refs++; /* ours, for the disconnect below */
+        }
+        pthread_mutex_unlock(&kv->lock);
+        kvx_status_t s = KVX_OK;
+        if (link == NULL) {
+            s = force ? KVX_OK
+                      : KVX_FAIL(KVX_ERR_NOT_LINKED, "not linked to cluster %llu",
+                                 (unsigned long long)clusters[i].remote_cluster_id);
+        } else {
+            /* Transfers still running on the link end with KVX_ERR_CANCELED. */
+            s = kvx_engine_disconnect(kv->engine, link->remote, timeout_ms);
+            if (s == KVX_ERR_NOT_CONNECTED || force) {
+                s = KVX_OK;
+            }
+            link_put(kv, link);
+        }
+        if (statuses != NULL) {
+            statuses[i] = s;
+        }
+        if (s != KVX_OK && first_error == KVX_OK) {
+            first_error = s;
+        }
+    }
+    return first_error;
+}
+
+kvx_status_t kvx_kv_link_count(kvx_kv_h kv, size_t *outgoing, size_t *incoming)
+{
+    kvx_error_clear();
+    if (kv == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "link_count: NULL instance");
+    }
+    if (outgoing != NULL) {
+        size_t n = 0;
+        pthread_mutex_lock(&kv->lock);
+        for (kv_link_t *l = kv->links; l != NULL; l = l->next) {
+            n++;
+        }
+        pthread_mutex_unlock(&kv->lock);
+        *outgoing = n;
+    }
+    if (incoming != NULL) {
+        return kvx_engine_incoming_links(kv->engine, incoming);
+    }
+    return KVX_OK;
+}
+
+kvx_status_t kvx_kv_set_role(kvx_kv_h kv, kvx_kv_role_t role, const char *listen)
+{
+    kvx_error_clear();
+    if (kv == NULL || role < KVX_KV_ROLE_PROMPT || role > KVX_KV_ROLE_MIX) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "set_role: NULL instance or unknown role");
+    }
+    if (!kv->switch_role_enable) {
+        return KVX_FAIL(KVX_ERR_UNSUPPORTED, "set_role: switching roles was disabled");
+    }
+    size_t out = 0, in = 0;
+    kvx_kv_link_count(kv, &out, &in);
+    if (out > 0 || in > 0) {
+        return KVX_FAIL(KVX_ERR_LINK_EXISTS,
+                        "set_role: %zu outgoing and %zu incoming link(s) exist; unlink first", out,
+                        in);
+    }
+    const char *cur = kvx_engine_name(kv->engine);
+    int listening = strchr(cur, ':') != NULL && cur[0] != '[' ? 1 : strstr(cur, "]:") != NULL;
+    int same = (listen == NULL) ? !listening : (listening && strcmp(listen, cur) == 0);
+    if (!same) {
+        /* A new engine with the new address; caches keep their ids and
+         * memory, the table and tensors are registered with it. */
+        kvx_engine_h engine;
+        kvx_status_t status = make_engine(kv, listen != NULL ? listen : kv->local_ip, &engine);
+        if (status != KVX_OK) {
+            return status;
+        }
+        pthread_mutex_lock(&kv->lock);
+        status = register_all(kv, engine);
+        if (status != KVX_OK) {
+            pthread_mutex_unlock(&kv->lock);
+            kvx_engine_destroy(engine);
+            return status;
+        }
+        kvx_engine_h old = kv->engine;
+        kv->engine = engine;
+        pthread_mutex_unlock(&kv->lock);
+        kvx_engine_destroy(old);
+    }
+    kv->role = role;
+    kvx_info("kv: cluster %llu is now %s at %s", (unsigned long long)kv->cluster_id,
+             role == KVX_KV_ROLE_PROMPT ? "prompt" : role == KVX_KV_ROLE_DECODER ? "decoder" : "mix",
+             kvx_engine_name(kv->engine));
+    return KVX_OK;
+}
+
+/* ---------------------------------------------------------- transfers */
+
+static kvx_status_t xfer_timeout(kvx_kv_h kv, const kvx_kv_xfer_params_t *params, int *out)
+{
+    *out = (int)kv->sync_timeout_ms;
+    if (params != NULL && (params->field_mask & KVX_KV_XFER_FIELD_TIMEOUT)) {
+        if (params->timeout_ms < 0) {
+            return KVX_FAIL(KVX_ERR_INVALID_PARAM, "negative timeout");
+        }
+        if (params->timeout_ms > 0) {
+            *out = params->timeout_ms;
+        }
+    }
+    return KVX_OK;
+}
+
+static const kvx_kv_table_entry_t *remote_find(kv_link_t *link, int64_t id)
+{
+    for (size_t i = 0; i < link->ncaches; i++) {
+        if (link->caches[i].cache_id == id) {
+            return &link->caches[i];
+        }
+    }
+    return NULL;
+}
+
+typedef struct kv_xfer {
+    int pull;   /* remote is the source */
+    int blocks;
+    const kvx_kv_remote_cache_t *remote;
+    int64_t local_id;
+    uint64_t local_entry;
+    const uint64_t *src_blocks, *dst_blocks;
+    size_t src_count, dst_count;
+    const kvx_kv_xfer_params_t *params;
+} kv_xfer_t;
+
+/* Plan against the current remote snapshot and run one engine transfer. */
+static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
+{
+    int timeout;
+    kvx_status_t status = xfer_timeout(kv, x->params, &timeout);
+    if (status != KVX_OK) {
+        return status;
+    }
+    if (x->remote == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "remote cache index is NULL");
+    }
+    if (x->remote->cluster_id == kv->cluster_id) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM,
+                        "cluster %llu is this instance; use kvx_kv_copy_* for local copies",
+                        (unsigned long long)kv->cluster_id);
+    }
+    pthread_mutex_lock(&kv->lock);
+    kv_cache_t *local = cache_find(kv, x->local_id);
+    kv_link_t *link = link_find(kv, x->remote->cluster_id);
+    if (local == NULL || link == NULL) {
+        pthread_mutex_unlock(&kv->lock);
+        return local == NULL ? KVX_FAIL(KVX_ERR_CACHE_NOT_FOUND, "no local cache %lld",
+                                        (long long)x->local_id)
+                             : KVX_FAIL(KVX_ERR_NOT_LINKED, "not linked to cluster %llu",
+                                        (unsigned long long)x->remote->cluster_id);
+    }
+    local->busy++;
+    link->refs++;
+    for (int attempt = 0;; attempt++) {
+        const kvx_kv_table_entry_t *rc = remote_find(link, x->remote->cache_id);
+        if (rc == NULL) {
+            if (attempt > 0) {
+                status = KVX_FAIL(KVX_ERR_REMOTE_CACHE_NOT_FOUND,
+                                  "cluster %llu has no cache %lld",
+                                  (unsigned long long)x->remote->cluster_id,
+                                  (long long)x->remote->cache_id);
+                break;
+            }
+            /* Registered after our last look: read the table again. */
+            pthread_mutex_unlock(&kv->lock);
+            status = link_refresh(kv, link, timeout);
+            pthread_mutex_lock(&kv->lock);
+            if (status != KVX_OK) {
+                break;
+            }
+            continue;
+        }
+        kvx_kv_geom_t rgeom = rc->geom;
+        kvx_kv_plan_req_t req = {.src = x->pull ? &rgeom : &local->geom,
+                                 .dst = x->pull ? &local->geom : &rgeom,
+                                 .blocks = x->blocks,
+                                 .src_entry = x->pull ? x->remote->batch_index : x->local_entry,
+                                 .dst_entry = x->pull ? x->local_entry : x->remote->batch_index,
+                                 .src_blocks = x->src_blocks,
+                                 .src_count = x->src_count,
+                                 .dst_blocks = x->dst_blocks,
+                                 .dst_count = x->dst_count,
+                                 .params = x->params};
+        if (x->blocks && x->remote->batch_index != 0) {
+            status = KVX_FAIL(KVX_ERR_BATCH_OUT_OF_RANGE,
+                              "block calls take batch_index 0 in the remote index");
+            break;
+        }
+        kvx_kv_span_t *spans = NULL;
+        size_t n = 0;
+        status = kvx_kv_plan(&req, &spans, &n);
+        pthread_mutex_unlock(&kv->lock);
+        if (status == KVX_OK) {
+            kvx_xfer_desc_t *descs = malloc(n * sizeof(*descs));
+            if (descs == NULL) {
+                status = KVX_FAIL(KVX_ERR_NO_MEMORY, "kv: out of memory for %zu spans", n);
+            } else {
+                for (size_t i = 0; i < n; i++) {
+                    uint64_t l = x->pull ? spans[i].dst : spans[i].src;
+                    uint64_t r = x->pull ? spans[i].src : spans[i].dst;
+                    descs[i] = (kvx_xfer_desc_t){(void *)(uintptr_t)l, r, spans[i].len};
+                }
+                kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_TIMEOUT,
+                                        .timeout_ms = timeout};
+                for (size_t off = 0; off < n && status == KVX_OK; off += KVX_XFER_MAX_DESCS) {
+                    size_t chunk = n - off < KVX_XFER_MAX_DESCS ? n - off : KVX_XFER_MAX_DESCS;
+                    status = kvx_xfer_sync(kv->engine, link->remote,
+                                           x->pull ? KVX_OP_READ : KVX_OP_WRITE, descs + off,
+                                           chunk, &xp);
+                }
+                free(descs);
+            }
+            free(spans);
+        }
+        if (status == KVX_ERR_REMOTE_ACCESS && attempt == 0) {
+            /* Maybe unregistered since our snapshot: look again. */
+            if (link_refresh(kv, link, timeout) == KVX_OK) {
+                pthread_mutex_lock(&kv->lock);
+                if (remote_find(link, x->remote->cache_id) == NULL) {
+                    status = KVX_FAIL(KVX_ERR_REMOTE_CACHE_NOT_FOUND,
+                                      "cluster %llu no longer has cache %lld",
+                                      (unsigned long long)x->remote->cluster_id,
+                                      (long long)x->remote->cache_id);
+                }
+                pthread_mutex_unlock(&kv->lock);
+            }
+        }
+        if (status == KVX_ERR_CANCELED || (status != KVX_OK && link->unlinked)) {
+            status = KVX_FAIL(KVX_ERR_CANCELED, "cluster %llu was unlinked during the transfer",
+                              (unsigned long long)x->remote->cluster_id);
+        }
+        pthread_mutex_lock(&kv->lock);
+        break;
+    }
+    local->busy--;
+    pthread_mutex_unlock(&kv->lock);
+    link_put(kv, link);
+    return status;
+}
+
+kvx_status_t kvx_kv_pull_cache(kvx_kv_h kv, const kvx_kv_remote_cache_t *src, int64_t cache_id,
+                               uint32_t batch_index, const kvx_kv_xfer_params_t *params)
+{
+    kvx_error_clear();
+    if (kv == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "pull_cache: NULL instance");
+    }
+    kv_xfer_t x = {.pull = 1, .remote = src, .local_id = cache_id, .local_entry = batch_index,
+                   .params = params};
+    return remote_xfer(kv, &x);
+}
+
+kvx_status_t kvx_kv_pull_blocks(kvx_kv_h kv, const kvx_kv_remote_cache_t *src, int64_t cache_id,
+                                const uint64_t *src_blocks, size_t src_count,
+                                const uint64_t *dst_blocks, size_t dst_count,
+                                const kvx_kv_xfer_params_t *params)
+{
+    kvx_error_clear();
+    if (kv == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "pull_blocks: NULL instance");
+    }
+    kv_xfer_t x = {.pull = 1, .blocks = 1, .remote = src, .local_id = cache_id,
+                   .src_blocks = src_blocks, .src_count = src_count, .dst_blocks = dst_blocks,
+                   .dst_count = dst_count, .params = params};
+    return remote_xfer(kv, &x);
+}
+
+kvx_status_t kvx_kv_push_cache(kvx_kv_h kv, int64_t cache_id, uint32_t batch_index,
+                               const kvx_kv_remote_cache_t *dst,
+                               const kvx_kv_xfer_params_t *params)
+{
+    kvx_error_clear();
+    if (kv == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "push_cache: NULL instance");
+    }
+    kv_xfer_t x = {.pull = 0, .remote = dst, .local_id = cache_id, .local_entry = batch_index,
+                   .params = params};
+    return remote_xfer(kv, &x);
+}
+
+kvx_status_t kvx_kv_push_blocks(kvx_kv_h kv, int64_t cache_id, const kvx_kv_remote_cache_t *dst,
+                                const uint64_t *src_blocks, size_t src_count,
+                                const uint64_t *dst_blocks, size_t dst_count,
+                                const kvx_kv_xfer_params_t *params)
+{
+    kvx_error_clear();
+    if (kv == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "push_blocks: NULL instance");
+    }
+    kv_xfer_t x = {.pull = 0, .blocks = 1, .remote = dst, .local_id = cache_id,
+                   .src_blocks = src_blocks, .src_count = src_count, .dst_blocks = dst_blocks,
+                   .dst_count = dst_count, .params = params};
+    return remote_xfer(kv, &x);
+}
+
+/* ------------------------------------------------------- local copies */
+
+static kvx_copy_kind_t copy_kind(kvx_mem_type_t src, kvx_mem_type_t dst)
+{
+    if (src == KVX_MEM_DEVICE) {
+        return dst == KVX_MEM_DEVICE ? KVX_COPY_D2D : KVX_COPY_D2H;
+    }
+    return dst == KVX_MEM_DEVICE ? KVX_COPY_H2D : KVX_COPY_H2H;
+}
+
+/* Plan one local copy per request and run them; both caches held busy. */
+static kvx_status_t local_copy(kvx_kv_h kv, int64_t src_id, int64_t dst_id,
+                               const kvx_kv_plan_req_t *reqs, size_t nreqs)
+{
+    pthread_mutex_lock(&kv->lock);
+    kv_cache_t *src = cache_find(kv, src_id);
+    kv_cache_t *dst = cache_find(kv, dst_id);
+    if (src == NULL || dst == NULL) {
+        pthread_mutex_unlock(&kv->lock);
+        return KVX_FAIL(KVX_ERR_CACHE_NOT_FOUND, "no local cache %lld",
+                        (long long)(src == NULL ? src_id : dst_id));
+    }
+    src->busy++;
+    dst->busy++;
+    pthread_mutex_unlock(&kv->lock);
+    kvx_status_t status = KVX_OK;
+    for (size_t r = 0; r < nreqs && status == KVX_OK; r++) {
+        kvx_kv_plan_req_t req = reqs[r];
+        req.src = &src->geom;
+        req.dst = &dst->geom;
+        kvx_kv_span_t *spans = NULL;
+        size_t n = 0;
+        status = kvx_kv_plan(&req, &spans, &n);
+        for (size_t i = 0; i < n && status == KVX_OK; i++) {
+            if (src == dst && spans[i].src < spans[i].dst + spans[i].len &&
+                spans[i].dst < spans[i].src + spans[i].len) {
+                status = KVX_FAIL(KVX_ERR_INVALID_PARAM, "copy: source and destination overlap");
+                break;
+            }
+            status = kvx_device_memcpy((void *)(uintptr_t)spans[i].dst,
+                                       (const void *)(uintptr_t)spans[i].src, spans[i].len,
+                                       copy_kind(src->placement, dst->placement), dst->device);
+        }
+        free(spans);
+    }
+    pthread_mutex_lock(&kv->lock);
+    src->busy--;
+    dst->busy--;
+    pthread_mutex_unlock(&kv->lock);
+    return status;
+}
+
+kvx_status_t kvx_kv_copy_cache(kvx_kv_h kv, int64_t src_cache_id, uint32_t src_batch,
+                               int64_t dst_cache_id, uint32_t dst_batch,
+                               const kvx_kv_xfer_params_t *params)
+{
+    kvx_error_clear();
+    if (kv == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "copy_cache: NULL instance");
+    }
+    kvx_kv_plan_req_t req = {.src_entry = src_batch, .dst_entry = dst_batch, .params = params};
+    return local_copy(kv, src_cache_id, dst_cache_id, &req, 1);
+}
+
+kvx_status_t kvx_kv_copy_blocks(kvx_kv_h kv, int64_t src_cache_id, int64_t dst_cache_id,
+                                const uint64_t *src_blocks, size_t src_count,
+                                const uint64_t *const *dst_lists, const size_t *dst_counts,
+                                size_t num_lists, const kvx_kv_xfer_params_t *params)
+{
+    kvx_error_clear();
+    if (kv == NULL || dst_lists == NULL || dst_counts == NULL || num_lists == 0) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "copy_blocks: NULL or empty destination lists");
+    }
+    kvx_kv_plan_req_t *reqs = calloc(num_lists, sizeof(*reqs));
+    if (reqs == NULL) {
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "copy_blocks: out of memory");
+    }
+    for (size_t j = 0; j < num_lists; j++) {
+        reqs[j] = (kvx_kv_plan_req_t){.blocks = 1,
+                                      .src_blocks = src_blocks,
+                                      .src_count = src_count,
+                                      .dst_blocks = dst_lists[j],
+                                      .dst_count = dst_counts[j],
+                                      .params = params};
+    }
+    /* Check every list before copying any: plan each with dummy geometry
+     * is not possible, so local_copy plans all lists first pass by pass. */
+    kvx_status_t status = local_copy(kv, src_cache_id, dst_cache_id, reqs, num_lists);
+    free(reqs);
+    return status;
+}
+
+/* ------------------------------------------------------ notifications */
+
+kvx_status_t kvx_kv_notify(kvx_kv_h kv, uint64_t cluster_id, const char *name, const void *msg,
+                           size_t msg_len)
+{
+    kvx_error_clear();
+    if (kv == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_notify: NULL instance");
+    }
+    pthread_mutex_lock(&kv->lock);
+    kv_link_t *link = link_find(kv, cluster_id);
+    if (link != NULL) {
+        link->refs++;
+    }
+    pthread_mutex_unlock(&kv->lock);
+    if (link == NULL) {
+        return KVX_FAIL(KVX_ERR_NOT_LINKED, "not linked to cluster %llu",
+                        (unsigned long long)cluster_id);
+    }
+    kvx_status_t status = kvx_notify_send(kv->engine, link->remote, name, msg, msg_len, 0);
+    link_put(kv, link);
+    return status;
+}
+
+kvx_status_t kvx_kv_notify_fetch(kvx_kv_h kv, int timeout_ms, kvx_notification_t **list_p,
+                                 size_t *count_p)
+{
+    kvx_error_clear();
+    if (kv == NULL || list_p == NULL || count_p == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_notify_fetch: NULL argument");
+    }
+    kvx_status_t status = kvx_notify_wait(kv->engine, timeout_ms);
+    if (status != KVX_OK) {
+        *list_p = NULL;
+        *count_p = 0;
+        return status;
+    }
+    return kvx_notify_fetch(kv->engine, list_p, count_p);
+}

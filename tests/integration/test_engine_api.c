@@ -1,0 +1,2337 @@
+/*
+ * The engine's contract (include/kvx/engine.h) inside one process: two or
+ * three engines on 127.0.0.1 with port 0, usually a listening "server" and a
+ * client-only engine "127.0.0.1" that connects to it.
+ *
+ * Cases that need a transfer to stay pending (BUSY, RESOURCE_EXHAUSTED,
+ * timeouts, cancel on disconnect, destroy with work in flight) put a small
+ * TCP relay between the two engines: the client connects to the relay, the
+ * relay to the server, and the test can make it stop forwarding requests
+ * (pause), which holds every request on that link deterministically, then
+ * resume or drop the relayed connections.
+ *
+ * Same process, so a "remote address" is simply a pointer into the server's
+ * buffer.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <kvx/kvx.h>
+
+#include "harness.h"
+
+/* Fails with both status names and kvx_last_error() of the failed call. */
+#define assert_status(expr, expected)                                                              \
+    do {                                                                                           \
+        kvx_status_t got_ = (expr);                                                                \
+        kvx_status_t want_ = (expected);                                                           \
+        if (got_ != want_) {                                                                       \
+            char detail_[600];                                                                     \
+            snprintf(detail_, sizeof(detail_), "%s", kvx_last_error());                            \
+            fail_msg("%s -> %s, expected %s [%s]", #expr, kvx_status_name(got_),                   \
+                     kvx_status_name(want_), detail_);                                             \
+        }                                                                                          \
+    } while (0)
+
+#define MEM_BASIC (KVX_MEM_PARAM_FIELD_ADDRESS | KVX_MEM_PARAM_FIELD_LENGTH)
+
+/* ------------------------------------------------------------ sockets */
+
+/* A TCP socket bound to 127.0.0.1:0; listening if @p listening. */
+static int loopback_socket(int listening, int *port_p)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    if (listening) {
+        assert_int_equal(listen(fd, 16), 0);
+    }
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port_p = ntohs(a.sin_port);
+    assert_true(*port_p > 0);
+    return fd;
+}
+
+static int connect_loopback(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+/* ---------------------------------------------------------- the relay */
+
+#define PROXY_PAIRS 16
+#define PROXY_BUF   (64 * 1024)
+
+typedef struct proxy {
+    int lfd;
+    int wake[2];
+    int target_port;
+    char name[KVX_ENGINE_NAME_MAX];
+    pthread_t tid;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int paused; /* stop forwarding initiator -> target */
+    int drop;   /* close every relayed connection */
+    int stop;
+    uint64_t iter;          /* loop iterations begun; each reads the flags above */
+    int fd[PROXY_PAIRS][2]; /* [0] initiator side, [1] target side; -1: free */
+} proxy_t;
+
+static int send_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static void proxy_close_pair(proxy_t *p, int i)
+{
+    if (p->fd[i][0] >= 0) {
+        close(p->fd[i][0]);
+        close(p->fd[i][1]);
+        p->fd[i][0] = p->fd[i][1] = -1;
+    }
+}
+
+static void proxy_accept(proxy_t *p)
+{
+    int cfd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (cfd < 0) {
+        return;
+    }
+    int one = 1;
+    setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int tfd = connect_loopback(p->target_port);
+    for (int i = 0; tfd >= 0 && i < PROXY_PAIRS; i++) {
+        if (p->fd[i][0] < 0) {
+            p->fd[i][0] = cfd;
+            p->fd[i][1] = tfd;
+            return;
+        }
+    }
+    close(cfd);
+    if (tfd >= 0) {
+        close(tfd);
+    }
+}
+
+static void *proxy_main(void *arg)
+{
+    proxy_t *p = arg;
+    uint8_t *buf = malloc(PROXY_BUF);
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        if (p->drop) {
+            for (int i = 0; i < PROXY_PAIRS; i++) {
+                proxy_close_pair(p, i);
+            }
+            p->drop = 0;
+        }
+        int paused = p->paused;
+        int stop = p->stop;
+        p->iter++;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        if (stop || buf == NULL) {
+            break;
+        }
+        struct pollfd pfd[2 + 2 * PROXY_PAIRS];
+        int who[2 + 2 * PROXY_PAIRS];
+        nfds_t n = 0;
+        pfd[n] = (struct pollfd){.fd = p->wake[0], .events = POLLIN};
+        who[n++] = -1;
+        pfd[n] = (struct pollfd){.fd = p->lfd, .events = POLLIN};
+        who[n++] = -1;
+        for (int i = 0; i < PROXY_PAIRS; i++) {
+            if (p->fd[i][0] < 0) {
+                continue;
+            }
+            if (!paused) {
+                pfd[n] = (struct pollfd){.fd = p->fd[i][0], .events = POLLIN};
+                who[n++] = 2 * i;
+            }
+            pfd[n] = (struct pollfd){.fd = p->fd[i][1], .events = POLLIN};
+            who[n++] = 2 * i + 1;
+        }
+        if (poll(pfd, n, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        if (pfd[0].revents != 0) {
+            char tmp[64];
+            while (read(p->wake[0], tmp, sizeof(tmp)) > 0) {
+            }
+        }
+        for (nfds_t k = 2; k < n; k++) {
+            if (pfd[k].revents == 0) {
+                continue;
+            }
+            int i = who[k] / 2, side = who[k] % 2;
+            if (p->fd[i][side] != pfd[k].fd) {
+                continue; /* closed earlier in this round */
+            }
+            ssize_t r = recv(pfd[k].fd, buf, PROXY_BUF, 0);
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r <= 0 || send_all(p->fd[i][1 - side], buf, (size_t)r) != 0) {
+                proxy_close_pair(p, i);
+            }
+        }
+        if (pfd[1].revents != 0) {
+            proxy_accept(p);
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+/* A relay from a fresh 127.0.0.1 port to @p target_name ("127.0.0.1:N"). */
+static proxy_t *proxy_new(const char *target_name)
+{
+    proxy_t *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    const char *colon = strrchr(target_name, ':');
+    assert_non_null(colon);
+    p->target_port = atoi(colon + 1);
+    for (int i = 0; i < PROXY_PAIRS; i++) {
+        p->fd[i][0] = p->fd[i][1] = -1;
+    }
+    int port = 0;
+    p->lfd = loopback_socket(1, &port);
+    snprintf(p->name, sizeof(p->name), "127.0.0.1:%d", port);
+    assert_int_equal(pipe2(p->wake, O_NONBLOCK | O_CLOEXEC), 0);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    assert_int_equal(pthread_create(&p->tid, NULL, proxy_main, p), 0);
+    return p;
+}
+
+/* Set the flags and return once the relay loop runs with them: after
+ * proxy_ctl(p, 1, 0) returns, no byte sent by an initiator is forwarded. */
+static void proxy_ctl(proxy_t *p, int paused, int drop)
+{
+    pthread_mutex_lock(&p->lock);
+    p->paused = paused;
+    p->drop |= drop;
+    uint64_t seen = p->iter;
+    ssize_t w = write(p->wake[1], "x", 1);
+    (void)w;
+    while (p->iter == seen) {
+        pthread_cond_wait(&p->cond, &p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void proxy_free(proxy_t *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    p->stop = 1;
+    ssize_t w = write(p->wake[1], "x", 1);
+    (void)w;
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->tid, NULL);
+    for (int i = 0; i < PROXY_PAIRS; i++) {
+        proxy_close_pair(p, i);
+    }
+    close(p->lfd);
+    close(p->wake[0]);
+    close(p->wake[1]);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static kvx_engine_h engine_create_with(const kvx_engine_params_t *extra, const char *name)
+{
+    kvx_engine_params_t p = {0};
+    if (extra != NULL) {
+        p = *extra;
+    }
+    p.field_mask |= KVX_ENGINE_PARAM_FIELD_NAME;
+    p.name = name;
+    kvx_engine_h e = NULL;
+    assert_status(kvx_engine_create(&p, &e), KVX_OK);
+    assert_non_null(e);
+    return e;
+}
+
+static kvx_engine_h engine_new(const char *name)
+{
+    return engine_create_with(NULL, name);
+}
+
+static kvx_status_t mem_reg(kvx_engine_h e, void *addr, size_t len, kvx_mem_access_t access,
+                            kvx_mem_h *h)
+{
+    kvx_mem_params_t p = {.field_mask = MEM_BASIC | KVX_MEM_PARAM_FIELD_ACCESS,
+                          .address = addr,
+                          .length = len,
+                          .access = access};
+    return kvx_mem_register(e, &p, h);
+}
+
+static kvx_mem_h reg_ok(kvx_engine_h e, void *addr, size_t len)
+{
+    kvx_mem_h h = NULL;
+    assert_status(mem_reg(e, addr, len, KVX_MEM_ACCESS_READ_WRITE, &h), KVX_OK);
+    assert_non_null(h);
+    return h;
+}
+
+static uint64_t raddr(const void *p)
+{
+    return (uint64_t)(uintptr_t)p;
+}
+
+static kvx_status_t xfer1(kvx_engine_h e, const char *remote, kvx_op_t op, void *local,
+                          const void *remote_ptr, size_t len)
+{
+    kvx_xfer_desc_t d = {.local_addr = local, .remote_addr = raddr(remote_ptr), .length = len};
+    return kvx_xfer_sync(e, remote, op, &d, 1, NULL);
+}
+
+static kvx_status_t submit1(kvx_engine_h e, const char *remote, kvx_op_t op, void *local,
+                            const void *remote_ptr, size_t len, void *user, kvx_xfer_id_t *id)
+{
+    kvx_xfer_desc_t d = {.local_addr = local, .remote_addr = raddr(remote_ptr), .length = len};
+    kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_USER_DATA, .user_data = user};
+    return kvx_xfer_submit(e, remote, op, &d, 1, &xp, id);
+}
+
+static void wait_completed(kvx_engine_h e, kvx_xfer_id_t id)
+{
+    kvx_xfer_state_t st = KVX_XFER_WAITING;
+    kvx_status_t err = KVX_ERR_INTERNAL;
+    assert_status(kvx_xfer_wait(e, id, 10000, &st, &err), KVX_OK);
+    if (st != KVX_XFER_COMPLETED || err != KVX_OK) {
+        fail_msg("transfer %llu ended in state %d (%s)", (unsigned long long)id, (int)st,
+                 kvx_status_name(err));
+    }
+}
+
+static kvx_peer_state_t peer_state(kvx_engine_h e, const char *remote, kvx_status_t *err)
+{
+    kvx_peer_state_t st = (kvx_peer_state_t)-1;
+    kvx_status_t er = KVX_ERR_INTERNAL;
+    assert_status(kvx_engine_peer_state(e, remote, &st, &er), KVX_OK);
+    if (err != NULL) {
+        *err = er;
+    }
+    return st;
+}
+
+/* Poll the link state until it is @p want or @p ms pass; returns the last. */
+static kvx_peer_state_t wait_state(kvx_engine_h e, const char *remote, kvx_peer_state_t want,
+                                   int ms, kvx_status_t *err)
+{
+    uint64_t deadline = test_now_ms() + (uint64_t)ms;
+    for (;;) {
+        kvx_peer_state_t st = peer_state(e, remote, err);
+        if (st == want || test_now_ms() >= deadline) {
+            return st;
+        }
+        usleep(1000);
+    }
+}
+
+static void expect_state(kvx_engine_h e, const char *remote, kvx_peer_state_t want,
+                         kvx_status_t want_err)
+{
+    kvx_status_t err = KVX_ERR_INTERNAL;
+    kvx_peer_state_t st = wait_state(e, remote, want, 5000, &err);
+    if (st != want || err != want_err) {
+        fail_msg("link %s -> %s: state %d error %s, expected state %d error %s", kvx_engine_name(e),
+                 remote, (int)st, kvx_status_name(err), (int)want, kvx_status_name(want_err));
+    }
+}
+
+/* ------------------------------------------------------------ fixture */
+
+#define FX_LEN     ((size_t)9 << 20)
+#define FX_SCRATCH (FX_LEN - 4096) /* last 4 KiB of each buffer: barrier reads */
+
+typedef struct fx {
+    kvx_engine_h server, client;
+    proxy_t *proxy;
+    const char *remote; /* what the client is connected to: server or relay */
+    uint8_t *sbuf, *cbuf;
+    kvx_mem_h smem, cmem;
+} fx_t;
+
+static fx_t *fx_new(const kvx_engine_params_t *server_extra,
+                    const kvx_engine_params_t *client_extra, int with_proxy)
+{
+    fx_t *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    fx->server = engine_create_with(server_extra, "127.0.0.1:0");
+    fx->client = engine_create_with(client_extra, "127.0.0.1");
+    fx->sbuf = calloc(1, FX_LEN);
+    fx->cbuf = calloc(1, FX_LEN);
+    assert_non_null(fx->sbuf);
+    assert_non_null(fx->cbuf);
+    fx->smem = reg_ok(fx->server, fx->sbuf, FX_LEN);
+    fx->cmem = reg_ok(fx->client, fx->cbuf, FX_LEN);
+    if (with_proxy) {
+        fx->proxy = proxy_new(kvx_engine_name(fx->server));
+        fx->remote = fx->proxy->name;
+    } else {
+        fx->remote = kvx_engine_name(fx->server);
+    }
+    assert_status(kvx_engine_connect(fx->client, fx->remote, 5000), KVX_OK);
+    return fx;
+}
+
+static void fx_free(fx_t *fx)
+{
+    if (fx == NULL) {
+        return;
+    }
+    kvx_engine_destroy(fx->client);
+    proxy_free(fx->proxy);
+    kvx_engine_destroy(fx->server);
+    free(fx->sbuf);
+    free(fx->cbuf);
+    free(fx);
+}
+
+/* Responses on one link come back in request order, so once a sync transfer
+ * issued after some async ones has finished, those have finished too. */
+static void link_barrier(fx_t *fx)
+{
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf + FX_SCRATCH,
+                        fx->sbuf + FX_SCRATCH, 64),
+                  KVX_OK);
+}
+
+static int setup_pair(void **state)
+{
+    *state = fx_new(NULL, NULL, 0);
+    return 0;
+}
+
+static int setup_relayed(void **state)
+{
+    *state = fx_new(NULL, NULL, 1);
+    return 0;
+}
+
+static int teardown_fx(void **state)
+{
+    fx_free(*state);
+    *state = NULL;
+    return 0;
+}
+
+/* -------------------------------------------------------- engine_create */
+
+static void test_create_params(void **state)
+{
+    (void)state;
+    kvx_engine_h e = NULL;
+    kvx_engine_params_t p = {.field_mask = KVX_ENGINE_PARAM_FIELD_NAME, .name = "127.0.0.1"};
+
+    assert_status(kvx_engine_create(NULL, &e), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_create(&p, NULL), KVX_ERR_INVALID_PARAM);
+
+    /* The name is set, but its bit is not. */
+    p.field_mask = 0;
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_INVALID_PARAM);
+    p.field_mask = KVX_ENGINE_PARAM_FIELD_IO_THREADS;
+    p.io_threads = 1;
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_INVALID_PARAM);
+
+    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME;
+    p.name = NULL;
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_INVALID_PARAM);
+    p.name = "127.0.0.1";
+
+    /* Unknown bits, next to a valid name. */
+    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_BIT(7);
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_UNSUPPORTED);
+    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | (1ull << 63);
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_UNSUPPORTED);
+    assert_null(e);
+
+    /* io_threads 1..64 */
+    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_ENGINE_PARAM_FIELD_IO_THREADS;
+    p.io_threads = 0;
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_INVALID_PARAM);
+    assert_true(strlen(kvx_last_error()) > 0);
+    p.io_threads = 65;
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_INVALID_PARAM);
+    p.io_threads = 64;
+    assert_status(kvx_engine_create(&p, &e), KVX_OK);
+    kvx_engine_destroy(e);
+    e = NULL;
+
+    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING;
+    p.max_outstanding = 0;
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_INVALID_PARAM);
+    p.max_outstanding = 1;
+    assert_status(kvx_engine_create(&p, &e), KVX_OK);
+    kvx_engine_destroy(e);
+    e = NULL;
+
+    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE;
+    p.max_notify_queue = 0;
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_INVALID_PARAM);
+    assert_null(e);
+
+    /* A failed listening create leaves nothing behind (ASan checks). */
+    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_ENGINE_PARAM_FIELD_IO_THREADS;
+    p.name = "127.0.0.1:0";
+    p.io_threads = 65;
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_INVALID_PARAM);
+    assert_null(e);
+
+    kvx_engine_destroy(NULL);
+}
+
+static void test_create_names(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "garbage",
+        "localhost",
+        "localhost:0",
+        "example.com:80",
+        "1.2.3.4:99999",
+        "1.2.3.4:65536",
+        "1.2.3",
+        "256.0.0.1:0",
+        "127.0.0.1:",
+        "127.0.0.1:abc",
+        "127.0.0.1:-1",
+        "127.0.0.1: 80",
+        " 127.0.0.1",
+        "127.0.0.1:0:0",
+        "::1",
+        "::1:0",
+        "[::1",
+        "[::1]x",
+        "[::1]:",
+        "[::1]:99999",
+        "[127.0.0.1]:0",
+        "[localhost]:0",
+        "127.0.0.1:0000000000000000000000000000000000000000000000000000000000000",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        kvx_engine_params_t p = {.field_mask = KVX_ENGINE_PARAM_FIELD_NAME, .name = bad[i]};
+        kvx_engine_h e = NULL;
+        kvx_status_t st = kvx_engine_create(&p, &e);
+        if (st != KVX_ERR_INVALID_PARAM) {
+            fail_msg("engine name '%s': %s, expected KVX_ERR_INVALID_PARAM", bad[i],
+                     kvx_status_name(st));
+        }
+        assert_true(strlen(kvx_last_error()) > 0);
+        assert_null(e);
+    }
+
+    /* Port 0 binds a free port, shown by kvx_engine_name(). */
+    kvx_engine_h server = engine_new("127.0.0.1:0");
+    const char *name = kvx_engine_name(server);
+    int port = 0;
+    char tail = 0;
+    if (sscanf(name, "127.0.0.1:%d%c", &port, &tail) != 1 || port <= 0 || port > 65535) {
+        fail_msg("listening engine named '%s'", name);
+    }
+    /* Something listens there: a plain TCP connect succeeds. */
+    int fd = connect_loopback(port);
+    assert_true(fd >= 0);
+    close(fd);
+
+    /* Client only: no port. */
+    kvx_engine_h client = engine_new("127.0.0.1");
+    assert_string_equal(kvx_engine_name(client), "127.0.0.1");
+    assert_null(strchr(kvx_engine_name(client), ':'));
+
+    kvx_engine_destroy(client);
+    kvx_engine_destroy(server);
+}
+
+static void test_create_port_in_use(void **state)
+{
+    (void)state;
+    kvx_engine_h a = engine_new("127.0.0.1:0");
+    char name[KVX_ENGINE_NAME_MAX];
+    snprintf(name, sizeof(name), "%s", kvx_engine_name(a));
+    kvx_engine_params_t p = {.field_mask = KVX_ENGINE_PARAM_FIELD_NAME, .name = name};
+    kvx_engine_h b = NULL;
+    assert_status(kvx_engine_create(&p, &b), KVX_ERR_IO);
+    assert_null(b);
+    kvx_engine_destroy(a);
+
+    /* Same for a port held by a plain listening socket. */
+    int port = 0;
+    int fd = loopback_socket(1, &port);
+    snprintf(name, sizeof(name), "127.0.0.1:%d", port);
+    assert_status(kvx_engine_create(&p, &b), KVX_ERR_IO);
+    assert_null(b);
+    close(fd);
+}
+
+static int have_ipv6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return 0;
+    }
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static void test_create_ipv6(void **state)
+{
+    (void)state;
+    if (!have_ipv6_loopback()) {
+        print_message("[  SKIP    ] no IPv6 loopback (cannot bind a socket to [::1]); "
+                      "IPv6 engine names not tested\n");
+        skip();
+    }
+    kvx_engine_h server = engine_new("[::1]:0");
+    const char *name = kvx_engine_name(server);
+    int port = 0;
+    if (sscanf(name, "[::1]:%d", &port) != 1 || port <= 0) {
+        fail_msg("IPv6 listening engine named '%s'", name);
+    }
+    kvx_engine_h client = engine_new("[::1]");
+    assert_string_equal(kvx_engine_name(client), "[::1]");
+
+    uint8_t *sbuf = calloc(1, 1 << 20), *cbuf = calloc(1, 1 << 20);
+    kvx_mem_h sm = reg_ok(server, sbuf, 1 << 20), cm = reg_ok(client, cbuf, 1 << 20);
+
+    /* A non-canonical spelling names the same remote. */
+    char spelled[KVX_ENGINE_NAME_MAX];
+    snprintf(spelled, sizeof(spelled), "[0:0:0:0:0:0:0:1]:%d", port);
+    assert_status(kvx_engine_connect(client, spelled, 5000), KVX_OK);
+    assert_int_equal(peer_state(client, name, NULL), KVX_PEER_CONNECTED);
+    assert_status(kvx_engine_connect(client, name, 5000), KVX_ERR_ALREADY_CONNECTED);
+    /* ... also when it is the engine's own name. */
+    assert_status(kvx_engine_connect(server, spelled, 1000), KVX_ERR_INVALID_PARAM);
+
+    test_fill(cbuf, 100000, 61, 0);
+    assert_status(xfer1(client, name, KVX_OP_WRITE, cbuf, sbuf + 3, 100000), KVX_OK);
+    assert_int_equal(test_check(sbuf + 3, 100000, 61, 0), 0);
+    test_fill(sbuf, 70000, 62, 0);
+    assert_status(xfer1(client, name, KVX_OP_READ, cbuf + 1, sbuf, 70000), KVX_OK);
+    assert_int_equal(test_check(cbuf + 1, 70000, 62, 0), 0);
+
+    assert_status(kvx_notify_send(client, name, "v6", "x", 1, 0), KVX_OK);
+    kvx_notification_t *list = NULL;
+    size_t n = 0;
+    assert_status(kvx_notify_fetch(server, &list, &n), KVX_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].sender, "[::1]");
+    kvx_notify_free(list, n);
+
+    assert_status(kvx_engine_disconnect(client, name, 0), KVX_OK);
+    assert_status(kvx_mem_deregister(client, cm), KVX_OK);
+    assert_status(kvx_mem_deregister(server, sm), KVX_OK);
+    kvx_engine_destroy(client);
+    kvx_engine_destroy(server);
+    free(sbuf);
+    free(cbuf);
+}
+
+static void test_io_threads_two(void **state)
+{
+    (void)state;
+    enum { CLIENTS = 3, CHUNK = 1 << 20 };
+    kvx_engine_params_t two = {.field_mask = KVX_ENGINE_PARAM_FIELD_IO_THREADS, .io_threads = 2};
+    kvx_engine_h server = engine_create_with(&two, "127.0.0.1:0");
+    const char *sname = kvx_engine_name(server);
+    uint8_t *sbuf = calloc(2 * CLIENTS, CHUNK);
+    assert_non_null(sbuf);
+    kvx_mem_h sm = reg_ok(server, sbuf, (size_t)2 * CLIENTS * CHUNK);
+
+    kvx_engine_h client[CLIENTS];
+    uint8_t *cbuf[CLIENTS];
+    kvx_xfer_id_t wid[CLIENTS], rid[CLIENTS];
+    for (int c = 0; c < CLIENTS; c++) {
+        client[c] = engine_create_with(&two, "127.0.0.1");
+        cbuf[c] = calloc(2, CHUNK);
+        assert_non_null(cbuf[c]);
+        reg_ok(client[c], cbuf[c], 2 * CHUNK);
+        assert_status(kvx_engine_connect(client[c], sname, 5000), KVX_OK);
+        test_fill(cbuf[c], CHUNK, 100 + (uint64_t)c, 0);
+        test_fill(sbuf + (size_t)(2 * c + 1) * CHUNK, CHUNK, 200 + (uint64_t)c, 0);
+    }
+    /* All in flight at once, on both threads of every engine. */
+    for (int c = 0; c < CLIENTS; c++) {
+        assert_status(submit1(client[c], sname, KVX_OP_WRITE, cbuf[c],
+                              sbuf + (size_t)(2 * c) * CHUNK, CHUNK, NULL, &wid[c]),
+                      KVX_OK);
+        assert_status(submit1(client[c], sname, KVX_OP_READ, cbuf[c] + CHUNK,
+                              sbuf + (size_t)(2 * c + 1) * CHUNK, CHUNK, NULL, &rid[c]),
+                      KVX_OK);
+    }
+    for (int c = 0; c < CLIENTS; c++) {
+        wait_completed(client[c], wid[c]);
+        wait_completed(client[c], rid[c]);
+        assert_int_equal(test_check(sbuf + (size_t)(2 * c) * CHUNK, CHUNK, 100 + (uint64_t)c, 0),
+                         0);
+        assert_int_equal(test_check(cbuf[c] + CHUNK, CHUNK, 200 + (uint64_t)c, 0), 0);
+        assert_status(kvx_notify_send(client[c], sname, "t", "m", 1, 0), KVX_OK);
+    }
+    kvx_notification_t *list = NULL;
+    size_t n = 0;
+    assert_status(kvx_notify_fetch(server, &list, &n), KVX_OK);
+    assert_int_equal(n, CLIENTS);
+    kvx_notify_free(list, n);
+
+    for (int c = 0; c < CLIENTS; c++) {
+        kvx_engine_destroy(client[c]);
+        free(cbuf[c]);
+    }
+    assert_status(kvx_mem_deregister(server, sm), KVX_OK);
+    kvx_engine_destroy(server);
+    free(sbuf);
+}
+
+/* --------------------------------------------------------- registration */
+
+static void test_mem_register_args(void **state)
+{
+    (void)state;
+    kvx_engine_h e = engine_new("127.0.0.1");
+    static uint8_t buf[4096];
+    kvx_mem_h h = NULL;
+    kvx_mem_params_t p = {.field_mask = MEM_BASIC, .address = buf, .length = sizeof(buf)};
+
+    assert_status(kvx_mem_register(NULL, &p, &h), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_mem_register(e, NULL, &h), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_mem_register(e, &p, NULL), KVX_ERR_INVALID_PARAM);
+
+    p.address = NULL;
+    assert_status(kvx_mem_register(e, &p, &h), KVX_ERR_INVALID_PARAM);
+    p.address = buf;
+    p.length = 0;
+    assert_status(kvx_mem_register(e, &p, &h), KVX_ERR_INVALID_PARAM);
+    p.length = sizeof(buf);
+    p.field_mask = KVX_MEM_PARAM_FIELD_ADDRESS;
+    assert_status(kvx_mem_register(e, &p, &h), KVX_ERR_INVALID_PARAM);
+    p.field_mask = KVX_MEM_PARAM_FIELD_LENGTH;
+    assert_status(kvx_mem_register(e, &p, &h), KVX_ERR_INVALID_PARAM);
+
+    p.field_mask = MEM_BASIC | KVX_BIT(5);
+    assert_status(kvx_mem_register(e, &p, &h), KVX_ERR_UNSUPPORTED);
+    p.field_mask = MEM_BASIC | (1ull << 63);
+    assert_status(kvx_mem_register(e, &p, &h), KVX_ERR_UNSUPPORTED);
+
+    p.field_mask = MEM_BASIC | KVX_MEM_PARAM_FIELD_TYPE;
+    p.mem_type = (kvx_mem_type_t)7;
+    assert_status(kvx_mem_register(e, &p, &h), KVX_ERR_INVALID_PARAM);
+    p.field_mask = MEM_BASIC | KVX_MEM_PARAM_FIELD_ACCESS;
+    p.access = (kvx_mem_access_t)9;
+    assert_status(kvx_mem_register(e, &p, &h), KVX_ERR_INVALID_PARAM);
+    assert_null(h);
+
+    /* Nothing above registered anything: the whole buffer is still free. */
+    p.field_mask = MEM_BASIC | KVX_MEM_PARAM_FIELD_TAG;
+    p.tag = 42;
+    assert_status(kvx_mem_register(e, &p, &h), KVX_OK);
+    assert_status(kvx_mem_deregister(NULL, h), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_mem_deregister(e, NULL), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_mem_deregister(e, h), KVX_OK);
+    kvx_engine_destroy(e);
+}
+
+static void test_mem_register_refcount(void **state)
+{
+    (void)state;
+    kvx_engine_h e = engine_new("127.0.0.1");
+    uint8_t *buf = malloc(8192);
+    kvx_mem_h h1 = reg_ok(e, buf, 8192);
+    kvx_mem_h h2 = reg_ok(e, buf, 8192);
+    assert_ptr_equal(h1, h2);
+
+    kvx_mem_h other = NULL;
+    assert_status(kvx_mem_deregister(e, h1), KVX_OK);
+    /* One reference left: still registered. */
+    assert_status(mem_reg(e, buf + 100, 100, KVX_MEM_ACCESS_READ_WRITE, &other), KVX_ERR_OVERLAP);
+    assert_status(kvx_mem_deregister(e, h2), KVX_OK);
+    /* Gone now. */
+    assert_status(kvx_mem_deregister(e, h1), KVX_ERR_NOT_FOUND);
+    other = reg_ok(e, buf + 100, 100);
+    assert_status(kvx_mem_deregister(e, other), KVX_OK);
+
+    /* A handle of another engine is not this engine's. */
+    kvx_engine_h e2 = engine_new("127.0.0.1");
+    kvx_mem_h h3 = reg_ok(e2, buf, 8192);
+    assert_status(kvx_mem_deregister(e, h3), KVX_ERR_NOT_FOUND);
+    assert_status(kvx_mem_deregister(e2, h3), KVX_OK);
+    kvx_engine_destroy(e2);
+    kvx_engine_destroy(e);
+    free(buf);
+}
+
+static void test_mem_overlap_adjacent(void **state)
+{
+    (void)state;
+    kvx_engine_h e = engine_new("127.0.0.1");
+    uint8_t *buf = malloc(4096);
+    kvx_mem_h a = reg_ok(e, buf + 1024, 1024); /* [1024, 2048) */
+    kvx_mem_h h = NULL;
+    static const struct {
+        size_t off, len;
+    } overlapping[] = {
+        {512, 1024},  /* runs into it */
+        {1536, 1024}, /* runs out of it */
+        {1100, 100},  /* inside */
+        {1024, 512},  /* same start, shorter */
+        {1024, 2048}, /* same start, longer */
+        {0, 4096},    /* around */
+        {2047, 1},    /* last byte */
+        {1023, 2},    /* one byte into it */
+    };
+    for (size_t i = 0; i < sizeof(overlapping) / sizeof(overlapping[0]); i++) {
+        kvx_status_t st =
+            mem_reg(e, buf + overlapping[i].off, overlapping[i].len, KVX_MEM_ACCESS_READ_WRITE, &h);
+        if (st != KVX_ERR_OVERLAP) {
+            fail_msg("[%zu, +%zu) over [1024, 2048): %s, expected KVX_ERR_OVERLAP",
+                     overlapping[i].off, overlapping[i].len, kvx_status_name(st));
+        }
+    }
+    /* Touching end to end is fine, on both sides. */
+    kvx_mem_h before = reg_ok(e, buf, 1024);
+    kvx_mem_h after = reg_ok(e, buf + 2048, 1024);
+    assert_true(before != a && after != a && before != after);
+    assert_status(kvx_mem_deregister(e, a), KVX_OK);
+    /* The hole can be filled again, differently. */
+    kvx_mem_h mid1 = reg_ok(e, buf + 1024, 512);
+    kvx_mem_h mid2 = reg_ok(e, buf + 1536, 512);
+    assert_status(kvx_mem_deregister(e, mid1), KVX_OK);
+    assert_status(kvx_mem_deregister(e, mid2), KVX_OK);
+    assert_status(kvx_mem_deregister(e, before), KVX_OK);
+    assert_status(kvx_mem_deregister(e, after), KVX_OK);
+    kvx_engine_destroy(e);
+    free(buf);
+}
+
+static void test_mem_device(void **state)
+{
+    fx_t *fx = *state;
+    enum { LEN = 1 << 20 };
+    void *dev = NULL;
+    kvx_status_t st = kvx_device_malloc(0, LEN, &dev);
+    if (st != KVX_OK) {
+        print_message("[  SKIP    ] kvx_device_malloc: %s (%s); device registration not "
+                      "tested\n",
+                      kvx_status_name(st), kvx_last_error());
+        skip();
+    }
+    if (!kvx_device_host_accessible()) {
+        kvx_device_free(0, dev);
+        print_message("[  SKIP    ] device backend %s is not host-accessible; tcp cannot "
+                      "serve it yet\n",
+                      kvx_device_backend());
+        skip();
+    }
+    kvx_mem_params_t p = {.field_mask = MEM_BASIC | KVX_MEM_PARAM_FIELD_TYPE,
+                          .address = dev,
+                          .length = LEN,
+                          .mem_type = KVX_MEM_DEVICE};
+    kvx_mem_h sdev = NULL, h = NULL;
+    assert_status(kvx_mem_register(fx->server, &p, &sdev), KVX_OK);
+
+    /* Host memory is not device memory. */
+    uint8_t *host = malloc(LEN);
+    p.address = host;
+    assert_status(kvx_mem_register(fx->server, &p, &h), KVX_ERR_INVALID_ADDRESS);
+    /* Nor is a range running past the end of the allocation. */
+    void *dev2 = NULL;
+    assert_status(kvx_device_malloc(0, LEN, &dev2), KVX_OK);
+    p.address = (uint8_t *)dev2 + LEN / 2;
+    assert_status(kvx_mem_register(fx->client, &p, &h), KVX_ERR_INVALID_ADDRESS);
+    assert_null(h);
+
+    /* Transfers into and out of device registrations on both sides. */
+    p.address = dev2;
+    kvx_mem_h cdev = NULL;
+    assert_status(kvx_mem_register(fx->client, &p, &cdev), KVX_OK);
+    test_fill(fx->cbuf, LEN, 71, 0);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, dev, LEN), KVX_OK);
+    memset(host, 0, LEN);
+    assert_status(kvx_device_memcpy(host, dev, LEN, KVX_COPY_D2H, 0), KVX_OK);
+    assert_int_equal(test_check(host, LEN, 71, 0), 0);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, dev2, dev, LEN), KVX_OK);
+    memset(host, 0, LEN);
+    assert_status(kvx_device_memcpy(host, dev2, LEN, KVX_COPY_D2H, 0), KVX_OK);
+    assert_int_equal(test_check(host, LEN, 71, 0), 0);
+
+    assert_status(kvx_mem_deregister(fx->client, cdev), KVX_OK);
+    assert_status(kvx_mem_deregister(fx->server, sdev), KVX_OK);
+    assert_status(kvx_device_free(0, dev), KVX_OK);
+    assert_status(kvx_device_free(0, dev2), KVX_OK);
+    free(host);
+}
+
+static void test_xfer_spanning_registrations(void **state)
+{
+    fx_t *fx = *state;
+    enum { LEN = 8192, HALF = 4096 };
+    uint8_t *l = calloc(1, LEN), *r = calloc(1, LEN);
+    kvx_mem_h l1 = reg_ok(fx->client, l, HALF), l2 = reg_ok(fx->client, l + HALF, HALF);
+    kvx_mem_h r1 = reg_ok(fx->server, r, HALF), r2 = reg_ok(fx->server, r + HALF, HALF);
+
+    /* One descriptor across both halves on both sides. */
+    test_fill(l, LEN, 81, 0);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, l + 1000, r + 2000, 5000), KVX_OK);
+    assert_int_equal(test_check(r + 2000, 5000, 81, 1000), 0);
+    assert_int_equal(r[1999], 0);
+    assert_int_equal(r[7000], 0);
+
+    test_fill(r, LEN, 82, 0);
+    memset(l, 0, LEN);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, l, r, LEN), KVX_OK);
+    assert_int_equal(test_check(l, LEN, 82, 0), 0);
+
+    /* With one local half gone, the same range is not registered. */
+    assert_status(kvx_mem_deregister(fx->client, l2), KVX_OK);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, l + 1000, r + 2000, 5000),
+                  KVX_ERR_INVALID_ADDRESS);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, l, r, LEN), KVX_ERR_INVALID_ADDRESS);
+    /* Nor remotely. */
+    assert_status(kvx_mem_deregister(fx->server, r1), KVX_OK);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, l, r + 2000, 4000),
+                  KVX_ERR_REMOTE_ACCESS);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, l, r + HALF, HALF), KVX_OK);
+
+    assert_status(kvx_mem_deregister(fx->client, l1), KVX_OK);
+    assert_status(kvx_mem_deregister(fx->server, r2), KVX_OK);
+    free(l);
+    free(r);
+}
+
+static void test_xfer_local_unregistered(void **state)
+{
+    fx_t *fx = *state;
+    uint8_t *plain = malloc(4096);
+    kvx_xfer_id_t id = 0;
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, plain, fx->sbuf, 4096),
+                  KVX_ERR_INVALID_ADDRESS);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, plain, fx->sbuf, 4096),
+                  KVX_ERR_INVALID_ADDRESS);
+    assert_status(submit1(fx->client, fx->remote, KVX_OP_READ, plain, fx->sbuf, 4096, NULL, &id),
+                  KVX_ERR_INVALID_ADDRESS);
+    /* Starting inside, ending past the end of the registration. */
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf + FX_LEN - 10, fx->sbuf, 20),
+                  KVX_ERR_INVALID_ADDRESS);
+    /* The server's memory is not the client's. */
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, fx->sbuf, fx->sbuf, 16),
+                  KVX_ERR_INVALID_ADDRESS);
+    /* Still usable. */
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, fx->sbuf, 4096), KVX_OK);
+    free(plain);
+}
+
+/* ---------------------------------------------------------- connections */
+
+static void test_connect_errors(void **state)
+{
+    fx_t *fx = *state;
+    const char *sname = kvx_engine_name(fx->server);
+
+    /* A remote must be a listening name. */
+    assert_status(kvx_engine_connect(fx->client, "127.0.0.1", 1000), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_connect(fx->client, "127.0.0.1:0", 1000), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_connect(fx->client, "localhost:80", 1000), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_connect(fx->client, NULL, 1000), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_connect(NULL, sname, 1000), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_connect_async(fx->client, "127.0.0.1", 1000), KVX_ERR_INVALID_PARAM);
+
+    /* Itself. */
+    assert_status(kvx_engine_connect(fx->server, sname, 1000), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_connect_async(fx->server, sname, 1000), KVX_ERR_INVALID_PARAM);
+
+    /* Twice: refused, and the link stays usable. */
+    assert_status(kvx_engine_connect(fx->client, sname, 1000), KVX_ERR_ALREADY_CONNECTED);
+    assert_int_equal(peer_state(fx->client, sname, NULL), KVX_PEER_CONNECTED);
+    test_fill(fx->cbuf, 1000, 91, 0);
+    assert_status(xfer1(fx->client, sname, KVX_OP_WRITE, fx->cbuf, fx->sbuf, 1000), KVX_OK);
+    assert_int_equal(test_check(fx->sbuf, 1000, 91, 0), 0);
+
+    /* Not connected. */
+    assert_status(kvx_engine_disconnect(fx->client, "127.0.0.1:1", 1000), KVX_ERR_NOT_CONNECTED);
+    assert_status(kvx_engine_disconnect_async(fx->client, "127.0.0.1:1", 1000),
+                  KVX_ERR_NOT_CONNECTED);
+    assert_status(kvx_engine_disconnect(fx->server, "127.0.0.1:1", 1000), KVX_ERR_NOT_CONNECTED);
+    assert_int_equal(peer_state(fx->client, "127.0.0.1:1", NULL), KVX_PEER_NOT_CONNECTED);
+
+    kvx_peer_state_t ps;
+    assert_status(kvx_engine_peer_state(fx->client, sname, NULL, NULL), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_peer_state(NULL, sname, &ps, NULL), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_peer_state(fx->client, "nonsense", &ps, NULL), KVX_ERR_INVALID_PARAM);
+}
+
+static void test_connect_self_through_relay(void **state)
+{
+    (void)state;
+    /* The name differs, the engine is the same: the handshake tells. */
+    kvx_engine_h e = engine_new("127.0.0.1:0");
+    proxy_t *p = proxy_new(kvx_engine_name(e));
+    assert_status(kvx_engine_connect(e, p->name, 3000), KVX_ERR_INVALID_PARAM);
+    expect_state(e, p->name, KVX_PEER_CONNECT_FAILED, KVX_ERR_INVALID_PARAM);
+    kvx_engine_destroy(e);
+    proxy_free(p);
+}
+
+static void test_connect_refused(void **state)
+{
+    (void)state;
+    kvx_engine_h e = engine_new("127.0.0.1");
+    int port = 0;
+    int fd = loopback_socket(0, &port); /* bound, not listening: the port answers RST */
+    char name[KVX_ENGINE_NAME_MAX];
+    snprintf(name, sizeof(name), "127.0.0.1:%d", port);
+
+    uint64_t t0 = test_now_ms();
+    assert_status(kvx_engine_connect(e, name, 5000), KVX_ERR_CONNECTION_REFUSED);
+    uint64_t took = test_now_ms() - t0;
+    if (took > 1500) {
+        fail_msg("refused connect took %llu ms", (unsigned long long)took);
+    }
+    expect_state(e, name, KVX_PEER_CONNECT_FAILED, KVX_ERR_CONNECTION_REFUSED);
+
+    kvx_peer_info_t info[4];
+    size_t n = 0;
+    assert_status(kvx_engine_peers(e, info, 4, &n), KVX_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(info[0].name, name);
+    assert_int_equal(info[0].state, KVX_PEER_CONNECT_FAILED);
+    assert_int_equal(info[0].error, KVX_ERR_CONNECTION_REFUSED);
+
+    /* A failed link is replaced by the next attempt. */
+    assert_status(kvx_engine_connect(e, name, 5000), KVX_ERR_CONNECTION_REFUSED);
+
+    /* Asynchronously: the call or the final state says so. */
+    kvx_engine_h e2 = engine_new("127.0.0.1");
+    kvx_status_t st = kvx_engine_connect_async(e2, name, 5000);
+    if (st != KVX_OK && st != KVX_ERR_CONNECTION_REFUSED) {
+        fail_msg("connect_async to a closed port: %s", kvx_status_name(st));
+    }
+    expect_state(e2, name, KVX_PEER_CONNECT_FAILED, KVX_ERR_CONNECTION_REFUSED);
+
+    kvx_engine_destroy(e2);
+    kvx_engine_destroy(e);
+    close(fd);
+}
+
+static void test_connect_timeout(void **state)
+{
+    (void)state;
+    /* Listens (so the kernel completes TCP handshakes) but never accepts
+     * nor answers the engine's hello. */
+    int port = 0;
+    int lfd = loopback_socket(1, &port);
+    char name[KVX_ENGINE_NAME_MAX];
+    snprintf(name, sizeof(name), "127.0.0.1:%d", port);
+
+    kvx_engine_h e = engine_new("127.0.0.1");
+    uint64_t t0 = test_now_ms();
+    assert_status(kvx_engine_connect(e, name, 300), KVX_ERR_TIMEOUT);
+    uint64_t took = test_now_ms() - t0;
+    if (took < 250 || took > 3000) {
+        fail_msg("connect with a 300 ms timeout returned after %llu ms", (unsigned long long)took);
+    }
+    expect_state(e, name, KVX_PEER_CONNECT_FAILED, KVX_ERR_TIMEOUT);
+    kvx_engine_destroy(e);
+
+    /* timeout 0: the engine's connect_timeout_ms. */
+    kvx_engine_params_t p = {.field_mask = KVX_ENGINE_PARAM_FIELD_CONNECT_TIMEOUT,
+                             .connect_timeout_ms = 300};
+    e = engine_create_with(&p, "127.0.0.1");
+    t0 = test_now_ms();
+    assert_status(kvx_engine_connect(e, name, KVX_TIMEOUT_DEFAULT), KVX_ERR_TIMEOUT);
+    took = test_now_ms() - t0;
+    if (took < 250 || took > 3000) {
+        fail_msg("connect with a 300 ms default returned after %llu ms", (unsigned long long)took);
+    }
+
+    /* Asynchronously: the attempt ends within its timeout too. */
+    kvx_engine_h e2 = engine_new("127.0.0.1");
+    t0 = test_now_ms();
+    assert_status(kvx_engine_connect_async(e2, name, 300), KVX_OK);
+    kvx_peer_state_t st = peer_state(e2, name, NULL);
+    assert_true(st == KVX_PEER_CONNECTING || st == KVX_PEER_CONNECT_FAILED);
+    expect_state(e2, name, KVX_PEER_CONNECT_FAILED, KVX_ERR_TIMEOUT);
+    took = test_now_ms() - t0;
+    if (took < 250 || took > 3000) {
+        fail_msg("async connect with a 300 ms timeout failed after %llu ms",
+                 (unsigned long long)took);
+    }
+    kvx_engine_destroy(e2);
+    kvx_engine_destroy(e);
+    close(lfd);
+}
+
+static void test_connect_async_lifecycle(void **state)
+{
+    (void)state;
+    kvx_engine_h server = engine_new("127.0.0.1:0");
+    const char *sname = kvx_engine_name(server);
+    kvx_engine_h client = engine_new("127.0.0.1");
+    uint8_t *sbuf = calloc(1, 65536), *cbuf = calloc(1, 65536);
+    reg_ok(server, sbuf, 65536);
+    reg_ok(client, cbuf, 65536);
+
+    assert_int_equal(peer_state(client, sname, NULL), KVX_PEER_NOT_CONNECTED);
+    assert_status(kvx_engine_connect_async(client, sname, 5000), KVX_OK);
+    kvx_peer_state_t st = peer_state(client, sname, NULL);
+    assert_true(st == KVX_PEER_CONNECTING || st == KVX_PEER_CONNECTED);
+    expect_state(client, sname, KVX_PEER_CONNECTED, KVX_OK);
+
+    kvx_peer_info_t info[2];
+    size_t n = 0;
+    assert_status(kvx_engine_peers(client, info, 2, &n), KVX_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(info[0].name, sname);
+    assert_int_equal(info[0].state, KVX_PEER_CONNECTED);
+    assert_int_equal(info[0].error, KVX_OK);
+    /* The target does not list incoming links as its remotes. */
+    assert_status(kvx_engine_peers(server, info, 2, &n), KVX_OK);
+    assert_int_equal(n, 0);
+
+    test_fill(cbuf, 65536, 111, 0);
+    assert_status(xfer1(client, sname, KVX_OP_WRITE, cbuf, sbuf, 65536), KVX_OK);
+    assert_int_equal(test_check(sbuf, 65536, 111, 0), 0);
+
+    assert_status(kvx_engine_disconnect_async(client, sname, 5000), KVX_OK);
+    expect_state(client, sname, KVX_PEER_NOT_CONNECTED, KVX_OK);
+    assert_status(kvx_engine_peers(client, info, 2, &n), KVX_OK);
+    assert_int_equal(n, 0);
+    assert_status(xfer1(client, sname, KVX_OP_READ, cbuf, sbuf, 16), KVX_ERR_NOT_CONNECTED);
+    assert_status(kvx_engine_disconnect(client, sname, 1000), KVX_ERR_NOT_CONNECTED);
+
+    /* Reconnect after disconnect, then a synchronous disconnect. */
+    assert_status(kvx_engine_connect(client, sname, 5000), KVX_OK);
+    memset(cbuf, 0, 65536);
+    assert_status(xfer1(client, sname, KVX_OP_READ, cbuf, sbuf, 65536), KVX_OK);
+    assert_int_equal(test_check(cbuf, 65536, 111, 0), 0);
+    assert_status(kvx_engine_disconnect(client, sname, 5000), KVX_OK);
+    assert_int_equal(peer_state(client, sname, NULL), KVX_PEER_NOT_CONNECTED);
+
+    /* connect_async, then connect: the second waits for the first. */
+    assert_status(kvx_engine_connect_async(client, sname, 5000), KVX_OK);
+    kvx_status_t cs = kvx_engine_connect(client, sname, 5000);
+    if (cs != KVX_OK && cs != KVX_ERR_ALREADY_CONNECTED) {
+        fail_msg("connect after connect_async: %s", kvx_status_name(cs));
+    }
+    assert_int_equal(peer_state(client, sname, NULL), KVX_PEER_CONNECTED);
+    assert_status(xfer1(client, sname, KVX_OP_READ, cbuf, sbuf, 16), KVX_OK);
+
+    kvx_engine_destroy(client);
+    kvx_engine_destroy(server);
+    free(sbuf);
+    free(cbuf);
+}
+
+static void test_peers_list(void **state)
+{
+    (void)state;
+    kvx_engine_h a = engine_new("127.0.0.1:0"), b = engine_new("127.0.0.1:0");
+    char aname[KVX_ENGINE_NAME_MAX], bname[KVX_ENGINE_NAME_MAX];
+    snprintf(aname, sizeof(aname), "%s", kvx_engine_name(a));
+    snprintf(bname, sizeof(bname), "%s", kvx_engine_name(b));
+    kvx_engine_h c = engine_new("127.0.0.1");
+    uint8_t *buf = calloc(1, 4096);
+    reg_ok(a, buf, 1024);
+    reg_ok(b, buf + 1024, 1024);
+    reg_ok(c, buf + 2048, 1024);
+    assert_status(kvx_engine_connect(c, aname, 5000), KVX_OK);
+    assert_status(kvx_engine_connect(c, bname, 5000), KVX_OK);
+
+    kvx_peer_info_t info[4];
+    size_t n = 0;
+    assert_status(kvx_engine_peers(c, info, 4, &n), KVX_OK);
+    assert_int_equal(n, 2);
+    int seen_a = 0, seen_b = 0;
+    for (size_t i = 0; i < n; i++) {
+        seen_a += strcmp(info[i].name, aname) == 0;
+        seen_b += strcmp(info[i].name, bname) == 0;
+        assert_int_equal(info[i].state, KVX_PEER_CONNECTED);
+        assert_int_equal(info[i].error, KVX_OK);
+    }
+    assert_int_equal(seen_a, 1);
+    assert_int_equal(seen_b, 1);
+
+    /* Fewer slots than remotes: the count is still the total. */
+    memset(info, 0x5a, sizeof(info));
+    assert_status(kvx_engine_peers(c, info, 1, &n), KVX_OK);
+    assert_int_equal(n, 2);
+    assert_true(strcmp(info[0].name, aname) == 0 || strcmp(info[0].name, bname) == 0);
+    assert_int_equal((uint8_t)info[1].name[0], 0x5a);
+    assert_status(kvx_engine_peers(c, NULL, 0, &n), KVX_OK);
+    assert_int_equal(n, 2);
+    assert_status(kvx_engine_peers(c, NULL, 1, &n), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_peers(c, info, 4, NULL), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_peers(NULL, info, 4, &n), KVX_ERR_INVALID_PARAM);
+
+    /* The remote goes away: the link is BROKEN, still listed. */
+    kvx_engine_destroy(b);
+    kvx_status_t err = KVX_OK;
+    kvx_peer_state_t st = wait_state(c, bname, KVX_PEER_BROKEN, 5000, &err);
+    assert_int_equal(st, KVX_PEER_BROKEN);
+    assert_true(err != KVX_OK);
+    assert_status(xfer1(c, bname, KVX_OP_READ, buf + 2048, buf + 1024, 16),
+                  KVX_ERR_CONNECTION_LOST);
+    assert_status(kvx_engine_peers(c, info, 4, &n), KVX_OK);
+    assert_int_equal(n, 2);
+    /* Dropping the broken link's record. */
+    assert_status(kvx_engine_disconnect(c, bname, 1000), KVX_OK);
+    assert_int_equal(peer_state(c, bname, NULL), KVX_PEER_NOT_CONNECTED);
+    assert_status(kvx_engine_peers(c, info, 4, &n), KVX_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(info[0].name, aname);
+    assert_status(xfer1(c, aname, KVX_OP_READ, buf + 2048, buf, 16), KVX_OK);
+
+    kvx_engine_destroy(c);
+    kvx_engine_destroy(a);
+    free(buf);
+}
+
+static void test_negative_timeouts(void **state)
+{
+    fx_t *fx = *state;
+    const char *r = fx->remote;
+    static const int bad[] = {-1, INT_MIN};
+    for (size_t i = 0; i < 2; i++) {
+        int t = bad[i];
+        kvx_xfer_desc_t d = {fx->cbuf, raddr(fx->sbuf), 16};
+        kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_TIMEOUT, .timeout_ms = t};
+        kvx_xfer_id_t id = 0;
+        kvx_xfer_state_t xs;
+        size_t n = 0;
+        assert_status(kvx_engine_connect(fx->client, r, t), KVX_ERR_INVALID_PARAM);
+        assert_status(kvx_engine_connect_async(fx->client, r, t), KVX_ERR_INVALID_PARAM);
+        assert_status(kvx_engine_disconnect(fx->client, r, t), KVX_ERR_INVALID_PARAM);
+        assert_status(kvx_engine_disconnect_async(fx->client, r, t), KVX_ERR_INVALID_PARAM);
+        assert_status(kvx_engine_remote_mem(fx->client, r, NULL, 0, &n, t), KVX_ERR_INVALID_PARAM);
+        assert_status(kvx_xfer_sync(fx->client, r, KVX_OP_READ, &d, 1, &xp), KVX_ERR_INVALID_PARAM);
+        assert_status(kvx_xfer_submit(fx->client, r, KVX_OP_READ, &d, 1, &xp, &id),
+                      KVX_ERR_INVALID_PARAM);
+        assert_status(kvx_xfer_wait(fx->client, 1, t, &xs, NULL), KVX_ERR_INVALID_PARAM);
+        assert_status(kvx_notify_send(fx->client, r, "n", "m", 1, t), KVX_ERR_INVALID_PARAM);
+        assert_status(kvx_notify_wait(fx->server, t), KVX_ERR_INVALID_PARAM);
+    }
+    /* None of it touched the link. */
+    assert_int_equal(peer_state(fx->client, r, NULL), KVX_PEER_CONNECTED);
+    assert_status(xfer1(fx->client, r, KVX_OP_READ, fx->cbuf, fx->sbuf, 16), KVX_OK);
+    kvx_notification_t *list = NULL;
+    size_t n = 0;
+    assert_status(kvx_notify_fetch(fx->server, &list, &n), KVX_OK);
+    assert_int_equal(n, 0);
+}
+
+/* ------------------------------------------------------------ transfers */
+
+static void test_xfer_sizes(void **state)
+{
+    fx_t *fx = *state;
+    static const size_t sizes[] = {
+        1, 7, 4095, 4096, 4097, 65539, (1u << 20) + 1, (3u << 20) + 5, (size_t)8 << 20};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t len = sizes[i];
+        uint8_t *l = fx->cbuf + 5, *r = fx->sbuf + 13;
+        test_fill(l, len, 1000 + i, 0);
+        memset(fx->sbuf, 0, len + 64);
+        assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, l, r, len), KVX_OK);
+        if (test_check(r, len, 1000 + i, 0) != 0) {
+            fail_msg("WRITE of %zu bytes: %zu bytes differ", len, test_check(r, len, 1000 + i, 0));
+        }
+        assert_int_equal(r[-1], 0);
+        assert_int_equal(r[len], 0);
+
+        test_fill(r, len, 2000 + i, 0);
+        memset(fx->cbuf, 0, len + 64);
+        assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, l, r, len), KVX_OK);
+        if (test_check(l, len, 2000 + i, 0) != 0) {
+            fail_msg("READ of %zu bytes: %zu bytes differ", len, test_check(l, len, 2000 + i, 0));
+        }
+        assert_int_equal(l[-1], 0);
+        assert_int_equal(l[len], 0);
+    }
+}
+
+static void test_xfer_many_descs(void **state)
+{
+    fx_t *fx = *state;
+    /* More descriptors than one wire frame carries (4096). */
+    enum { N = 5000, PIECE = 24 };
+    kvx_xfer_desc_t *d = calloc(N, sizeof(*d));
+    test_fill(fx->cbuf, (size_t)N * 48, 131, 0);
+    memset(fx->sbuf, 0, (size_t)N * 64);
+    for (size_t i = 0; i < N; i++) {
+        d[i] = (kvx_xfer_desc_t){fx->cbuf + i * 48, raddr(fx->sbuf + i * 64), PIECE};
+    }
+    assert_status(kvx_xfer_sync(fx->client, fx->remote, KVX_OP_WRITE, d, N, NULL), KVX_OK);
+    for (size_t i = 0; i < N; i++) {
+        if (test_check(fx->sbuf + i * 64, PIECE, 131, i * 48) != 0 ||
+            fx->sbuf[i * 64 + PIECE] != 0) {
+            fail_msg("descriptor %zu of a %d-descriptor WRITE", i, N);
+        }
+    }
+    memset(fx->cbuf, 0, (size_t)N * 48);
+    kvx_xfer_id_t id = 0;
+    assert_status(kvx_xfer_submit(fx->client, fx->remote, KVX_OP_READ, d, N, NULL, &id), KVX_OK);
+    memset(d, 0, (size_t)N * sizeof(*d)); /* the array may be reused at once */
+    wait_completed(fx->client, id);
+    for (size_t i = 0; i < N; i++) {
+        if (test_check(fx->cbuf + i * 48, PIECE, 131, i * 48) != 0 ||
+            fx->cbuf[i * 48 + PIECE] != 0) {
+            fail_msg("descriptor %zu of a %d-descriptor READ", i, N);
+        }
+    }
+    free(d);
+}
+
+static void test_xfer_not_connected(void **state)
+{
+    (void)state;
+    kvx_engine_h server = engine_new("127.0.0.1:0");
+    kvx_engine_h client = engine_new("127.0.0.1");
+    const char *sname = kvx_engine_name(server);
+    uint8_t *sbuf = calloc(1, 4096), *cbuf = calloc(1, 4096);
+    reg_ok(server, sbuf, 4096);
+    reg_ok(client, cbuf, 4096);
+    kvx_xfer_id_t id = 0;
+    assert_status(xfer1(client, sname, KVX_OP_WRITE, cbuf, sbuf, 16), KVX_ERR_NOT_CONNECTED);
+    assert_status(submit1(client, sname, KVX_OP_READ, cbuf, sbuf, 16, NULL, &id),
+                  KVX_ERR_NOT_CONNECTED);
+    assert_status(kvx_notify_send(client, sname, "n", NULL, 0, 0), KVX_ERR_NOT_CONNECTED);
+    size_t n = 0;
+    assert_status(kvx_engine_remote_mem(client, sname, NULL, 0, &n, 0), KVX_ERR_NOT_CONNECTED);
+
+    assert_status(kvx_engine_connect(client, sname, 5000), KVX_OK);
+    assert_status(xfer1(client, sname, KVX_OP_WRITE, cbuf, sbuf, 16), KVX_OK);
+    assert_status(kvx_engine_disconnect(client, sname, 5000), KVX_OK);
+    assert_status(xfer1(client, sname, KVX_OP_WRITE, cbuf, sbuf, 16), KVX_ERR_NOT_CONNECTED);
+    assert_status(kvx_notify_send(client, sname, "n", NULL, 0, 0), KVX_ERR_NOT_CONNECTED);
+    /* No port: never a remote. */
+    assert_status(kvx_notify_send(client, "127.0.0.1", "n", NULL, 0, 0), KVX_ERR_INVALID_PARAM);
+
+    kvx_engine_destroy(client);
+    kvx_engine_destroy(server);
+    free(sbuf);
+    free(cbuf);
+}
+
+static void test_xfer_bad_args(void **state)
+{
+    fx_t *fx = *state;
+    const char *r = fx->remote;
+    kvx_xfer_desc_t ok = {fx->cbuf, raddr(fx->sbuf), 16};
+    kvx_xfer_desc_t two[2] = {ok, ok};
+    kvx_xfer_id_t id = 0;
+
+    assert_status(kvx_xfer_sync(fx->client, r, KVX_OP_READ, NULL, 1, NULL), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_xfer_sync(fx->client, r, KVX_OP_READ, &ok, 0, NULL), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_xfer_sync(NULL, r, KVX_OP_READ, &ok, 1, NULL), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_xfer_sync(fx->client, r, (kvx_op_t)7, &ok, 1, NULL), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_xfer_submit(fx->client, r, KVX_OP_READ, NULL, 1, NULL, &id),
+                  KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_xfer_submit(fx->client, r, KVX_OP_READ, &ok, 0, NULL, &id),
+                  KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_xfer_submit(fx->client, r, KVX_OP_READ, &ok, 1, NULL, NULL),
+                  KVX_ERR_INVALID_PARAM);
+
+    /* A bad descriptor anywhere in the list refuses all of it. */
+    two[1].length = 0;
+    assert_status(kvx_xfer_sync(fx->client, r, KVX_OP_WRITE, two, 2, NULL), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_xfer_submit(fx->client, r, KVX_OP_WRITE, two, 2, NULL, &id),
+                  KVX_ERR_INVALID_PARAM);
+    two[1] = ok;
+    two[1].local_addr = NULL;
+    assert_status(kvx_xfer_sync(fx->client, r, KVX_OP_WRITE, two, 2, NULL), KVX_ERR_INVALID_PARAM);
+    two[1] = ok;
+    two[1].remote_addr = 0;
+    assert_status(kvx_xfer_sync(fx->client, r, KVX_OP_WRITE, two, 2, NULL), KVX_ERR_INVALID_PARAM);
+
+    kvx_xfer_params_t xp = {.field_mask = KVX_BIT(9)};
+    assert_status(kvx_xfer_sync(fx->client, r, KVX_OP_READ, &ok, 1, &xp), KVX_ERR_UNSUPPORTED);
+
+    /* Nothing above moved a byte, nor broke the link. */
+    assert_int_equal(peer_state(fx->client, r, NULL), KVX_PEER_CONNECTED);
+    assert_status(kvx_xfer_sync(fx->client, r, KVX_OP_READ, &ok, 1, NULL), KVX_OK);
+    kvx_xfer_result_t res[4];
+    size_t n = 9;
+    assert_status(kvx_xfer_query(fx->client, res, 4, &n, 0), KVX_OK);
+    assert_int_equal(n, 0);
+}
+
+static void test_xfer_remote_outside(void **state)
+{
+    fx_t *fx = *state;
+    static uint8_t unregistered[4096];
+    kvx_xfer_id_t id = 0;
+    memset(unregistered, 0x33, sizeof(unregistered));
+    test_fill(fx->cbuf, 4096, 141, 0);
+
+    /* Past the end of the server's registration. */
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, fx->sbuf + FX_LEN - 10, 20),
+                  KVX_ERR_REMOTE_ACCESS);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, fx->sbuf + FX_LEN - 10, 20),
+                  KVX_ERR_REMOTE_ACCESS);
+    /* Memory the server never registered. */
+    assert_status(
+        xfer1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, unregistered, sizeof(unregistered)),
+        KVX_ERR_REMOTE_ACCESS);
+    assert_status(
+        submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, unregistered, 16, NULL, &id),
+        KVX_ERR_REMOTE_ACCESS);
+    /* The client's own memory is not the server's. */
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, fx->cbuf + 4096, 16),
+                  KVX_ERR_REMOTE_ACCESS);
+    for (size_t i = 0; i < sizeof(unregistered); i++) {
+        assert_int_equal(unregistered[i], 0x33);
+    }
+
+    /* The link stays up and usable. */
+    assert_int_equal(peer_state(fx->client, fx->remote, NULL), KVX_PEER_CONNECTED);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, fx->sbuf, 4096), KVX_OK);
+    assert_int_equal(test_check(fx->sbuf, 4096, 141, 0), 0);
+}
+
+static void test_xfer_read_only(void **state)
+{
+    fx_t *fx = *state;
+    enum { LEN = 65536 };
+    uint8_t *ro = malloc(LEN);
+    test_fill(ro, LEN, 151, 0);
+    kvx_mem_h h = NULL;
+    assert_status(mem_reg(fx->server, ro, LEN, KVX_MEM_ACCESS_READ_ONLY, &h), KVX_OK);
+
+    test_fill(fx->cbuf, LEN, 152, 0);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, ro, LEN),
+                  KVX_ERR_REMOTE_ACCESS);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, ro + LEN - 1, 1),
+                  KVX_ERR_REMOTE_ACCESS);
+    assert_int_equal(test_check(ro, LEN, 151, 0), 0);
+    memset(fx->cbuf, 0, LEN);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, ro, LEN), KVX_OK);
+    assert_int_equal(test_check(fx->cbuf, LEN, 151, 0), 0);
+    assert_status(kvx_mem_deregister(fx->server, h), KVX_OK);
+
+    /* The target checks by itself: a region the client last saw writable
+     * that became read-only since. */
+    uint8_t *q = calloc(1, LEN);
+    h = reg_ok(fx->server, q, LEN);
+    test_fill(fx->cbuf, LEN, 153, 0);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, q, LEN), KVX_OK);
+    assert_int_equal(test_check(q, LEN, 153, 0), 0);
+    assert_status(kvx_mem_deregister(fx->server, h), KVX_OK);
+    assert_status(mem_reg(fx->server, q, LEN, KVX_MEM_ACCESS_READ_ONLY, &h), KVX_OK);
+    test_fill(fx->cbuf, LEN, 154, 0);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, q, LEN),
+                  KVX_ERR_REMOTE_ACCESS);
+    assert_int_equal(test_check(q, LEN, 153, 0), 0);
+    memset(fx->cbuf, 0, LEN);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, q, LEN), KVX_OK);
+    assert_int_equal(test_check(fx->cbuf, LEN, 153, 0), 0);
+    assert_int_equal(peer_state(fx->client, fx->remote, NULL), KVX_PEER_CONNECTED);
+    assert_status(kvx_mem_deregister(fx->server, h), KVX_OK);
+    free(q);
+    free(ro);
+}
+
+static void test_xfer_late_registration(void **state)
+{
+    fx_t *fx = *state;
+    /* The client has seen the server's table... */
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, fx->sbuf, 64), KVX_OK);
+    /* ... then the server registers more, and it is usable at once. */
+    enum { LEN = 100000 };
+    uint8_t *late = calloc(1, LEN);
+    kvx_mem_params_t p = {.field_mask = MEM_BASIC | KVX_MEM_PARAM_FIELD_TAG,
+                          .address = late,
+                          .length = LEN,
+                          .tag = 0xfeed};
+    kvx_mem_h h = NULL;
+    assert_status(kvx_mem_register(fx->server, &p, &h), KVX_OK);
+    test_fill(fx->cbuf, LEN, 161, 0);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, late, LEN), KVX_OK);
+    assert_int_equal(test_check(late, LEN, 161, 0), 0);
+
+    /* The same for an async transfer, to yet another late region. */
+    uint8_t *late2 = calloc(1, LEN);
+    kvx_mem_h h2 = reg_ok(fx->server, late2, LEN);
+    kvx_xfer_id_t id = 0;
+    assert_status(submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, late2, LEN, NULL, &id),
+                  KVX_OK);
+    wait_completed(fx->client, id);
+    assert_int_equal(test_check(late2, LEN, 161, 0), 0);
+
+    assert_status(kvx_mem_deregister(fx->server, h), KVX_OK);
+    assert_status(kvx_mem_deregister(fx->server, h2), KVX_OK);
+    free(late);
+    free(late2);
+}
+
+static void test_xfer_remote_deregistered(void **state)
+{
+    fx_t *fx = *state;
+    enum { LEN = 65536 };
+    uint8_t *d = calloc(1, LEN);
+    kvx_mem_h h = reg_ok(fx->server, d, LEN);
+    test_fill(fx->cbuf, LEN, 171, 0);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, d, LEN), KVX_OK);
+    assert_int_equal(test_check(d, LEN, 171, 0), 0);
+
+    /* The client's cached table still lists it; the target refuses. */
+    assert_status(kvx_mem_deregister(fx->server, h), KVX_OK);
+    test_fill(fx->cbuf, LEN, 172, 0);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, d, LEN),
+                  KVX_ERR_REMOTE_ACCESS);
+    assert_int_equal(test_check(d, LEN, 171, 0), 0); /* not a byte landed */
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, d, LEN),
+                  KVX_ERR_REMOTE_ACCESS);
+    kvx_xfer_id_t id = 0;
+    kvx_xfer_state_t xs = KVX_XFER_WAITING;
+    kvx_status_t err = KVX_OK;
+    kvx_status_t st = submit1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, d, 100, NULL, &id);
+    if (st == KVX_OK) {
+        assert_status(kvx_xfer_wait(fx->client, id, 10000, &xs, &err), KVX_OK);
+        assert_int_equal(xs, KVX_XFER_FAILED);
+        assert_int_equal(err, KVX_ERR_REMOTE_ACCESS);
+    } else {
+        assert_status(st, KVX_ERR_REMOTE_ACCESS);
+    }
+
+    /* Link unharmed. */
+    assert_int_equal(peer_state(fx->client, fx->remote, NULL), KVX_PEER_CONNECTED);
+    assert_status(xfer1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, fx->sbuf, LEN), KVX_OK);
+    assert_int_equal(test_check(fx->sbuf, LEN, 172, 0), 0);
+    free(d);
+}
+
+static void test_remote_mem(void **state)
+{
+    fx_t *fx = *state;
+    uint8_t *x = malloc(1000), *y = malloc(2000);
+    kvx_mem_params_t p = {.field_mask =
+                              MEM_BASIC | KVX_MEM_PARAM_FIELD_TAG | KVX_MEM_PARAM_FIELD_ACCESS,
+                          .address = x,
+                          .length = 1000,
+                          .tag = 7};
+    kvx_mem_h hx = NULL, hy = NULL;
+    assert_status(kvx_mem_register(fx->server, &p, &hx), KVX_OK);
+    p.address = y;
+    p.length = 2000;
+    p.tag = 8;
+    p.access = KVX_MEM_ACCESS_READ_ONLY;
+    assert_status(kvx_mem_register(fx->server, &p, &hy), KVX_OK);
+
+    kvx_remote_mem_t m[8];
+    size_t n = 0;
+    assert_status(kvx_engine_remote_mem(fx->client, fx->remote, m, 8, &n, 0), KVX_OK);
+    assert_int_equal(n, 3);
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            assert_true(m[i - 1].address + m[i - 1].length <= m[i].address);
+        }
+        assert_int_equal(m[i].mem_type, KVX_MEM_HOST);
+        if (m[i].address == raddr(x)) {
+            assert_int_equal(m[i].length, 1000);
+            assert_int_equal(m[i].tag, 7);
+            assert_int_equal(m[i].access, KVX_MEM_ACCESS_READ_WRITE);
+            found |= 1;
+        } else if (m[i].address == raddr(y)) {
+            assert_int_equal(m[i].length, 2000);
+            assert_int_equal(m[i].tag, 8);
+            assert_int_equal(m[i].access, KVX_MEM_ACCESS_READ_ONLY);
+            found |= 2;
+        } else {
+            assert_int_equal(m[i].address, raddr(fx->sbuf));
+            assert_int_equal(m[i].length, FX_LEN);
+            assert_int_equal(m[i].tag, 0);
+            found |= 4;
+        }
+    }
+    assert_int_equal(found, 7);
+
+    memset(m, 0, sizeof(m));
+    assert_status(kvx_engine_remote_mem(fx->client, fx->remote, m, 1, &n, 0), KVX_OK);
+    assert_int_equal(n, 3);
+    assert_true(m[0].length > 0);
+    assert_int_equal(m[1].length, 0);
+    assert_status(kvx_engine_remote_mem(fx->client, fx->remote, NULL, 0, &n, 1000), KVX_OK);
+    assert_int_equal(n, 3);
+    assert_status(kvx_engine_remote_mem(fx->client, fx->remote, NULL, 1, &n, 0),
+                  KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_remote_mem(fx->client, fx->remote, m, 8, NULL, 0),
+                  KVX_ERR_INVALID_PARAM);
+
+    assert_status(kvx_mem_deregister(fx->server, hx), KVX_OK);
+    assert_status(kvx_mem_deregister(fx->server, hy), KVX_OK);
+    assert_status(kvx_engine_remote_mem(fx->client, fx->remote, m, 8, &n, 0), KVX_OK);
+    assert_int_equal(n, 1);
+    free(x);
+    free(y);
+}
+
+/* ---------------------------------------------------------------- async */
+
+static void test_async_wait_status(void **state)
+{
+    fx_t *fx = *state;
+    enum { LEN = 300000 };
+    int tag = 0;
+    kvx_xfer_id_t w = 0, r = 0;
+    test_fill(fx->cbuf, LEN, 181, 0);
+    test_fill(fx->sbuf + LEN, LEN, 182, 0);
+    assert_status(submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, fx->sbuf, LEN, &tag, &w),
+                  KVX_OK);
+    assert_status(
+        submit1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf + LEN, fx->sbuf + LEN, LEN, &tag, &r),
+        KVX_OK);
+    assert_true(w != r);
+
+    kvx_xfer_state_t xs = KVX_XFER_FAILED;
+    kvx_status_t err = KVX_ERR_INTERNAL;
+    assert_status(kvx_xfer_wait(fx->client, w, 10000, &xs, &err), KVX_OK);
+    assert_int_equal(xs, KVX_XFER_COMPLETED);
+    assert_int_equal(err, KVX_OK);
+    assert_int_equal(test_check(fx->sbuf, LEN, 181, 0), 0);
+    /* Reported once: released. */
+    assert_status(kvx_xfer_status(fx->client, w, &xs, &err), KVX_ERR_NOT_FOUND);
+    assert_status(kvx_xfer_wait(fx->client, w, 100, &xs, NULL), KVX_ERR_NOT_FOUND);
+
+    /* Poll with kvx_xfer_status until finished. */
+    uint64_t deadline = test_now_ms() + 10000;
+    for (;;) {
+        assert_status(kvx_xfer_status(fx->client, r, &xs, NULL), KVX_OK);
+        if (xs != KVX_XFER_WAITING || test_now_ms() >= deadline) {
+            break;
+        }
+        usleep(500);
+    }
+    assert_int_equal(xs, KVX_XFER_COMPLETED);
+    assert_int_equal(test_check(fx->cbuf + LEN, LEN, 182, 0), 0);
+    assert_status(kvx_xfer_status(fx->client, r, &xs, NULL), KVX_ERR_NOT_FOUND);
+
+    /* Ids never handed out. */
+    assert_status(kvx_xfer_status(fx->client, 0, &xs, NULL), KVX_ERR_NOT_FOUND);
+    assert_status(kvx_xfer_status(fx->client, 0xdeadbeef00000003ull, &xs, NULL), KVX_ERR_NOT_FOUND);
+    assert_status(kvx_xfer_status(fx->client, UINT64_MAX, &xs, NULL), KVX_ERR_NOT_FOUND);
+    /* An id of another engine. */
+    assert_status(kvx_xfer_status(fx->server, w, &xs, NULL), KVX_ERR_NOT_FOUND);
+
+    assert_status(kvx_xfer_status(fx->client, w, NULL, NULL), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_xfer_status(NULL, w, &xs, NULL), KVX_ERR_INVALID_PARAM);
+
+    /* Ids are not reused. */
+    kvx_xfer_id_t ids[8];
+    for (int i = 0; i < 8; i++) {
+        assert_status(
+            submit1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, fx->sbuf, 16, NULL, &ids[i]),
+            KVX_OK);
+        assert_true(ids[i] != w && ids[i] != r);
+        for (int j = 0; j < i; j++) {
+            assert_true(ids[i] != ids[j]);
+        }
+        wait_completed(fx->client, ids[i]);
+    }
+}
+
+static void test_async_query(void **state)
+{
+    fx_t *fx = *state;
+    int tags[8];
+    kvx_xfer_id_t id[8];
+    kvx_xfer_result_t res[8];
+    size_t n = 0;
+
+    test_fill(fx->cbuf, 4 * 4096, 231, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_status(submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf + i * 4096,
+                              fx->sbuf + i * 4096, 4096, &tags[i], &id[i]),
+                      KVX_OK);
+    }
+    link_barrier(fx); /* the three have finished */
+    proxy_ctl(fx->proxy, 1, 0);
+    assert_status(submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf + 3 * 4096,
+                          fx->sbuf + 3 * 4096, 4096, &tags[3], &id[3]),
+                  KVX_OK);
+
+    /* Everything, in submission order. */
+    memset(res, 0, sizeof(res));
+    assert_status(kvx_xfer_query(fx->client, res, 8, &n, 0), KVX_OK);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(res[i].id, id[i]);
+        assert_ptr_equal(res[i].user_data, &tags[i]);
+        assert_int_equal(res[i].state, i < 3 ? KVX_XFER_COMPLETED : KVX_XFER_WAITING);
+        assert_int_equal(res[i].error, KVX_OK);
+    }
+    /* Finished ones were released by being reported; the waiting one not. */
+    kvx_xfer_state_t xs;
+    assert_status(kvx_xfer_status(fx->client, id[0], &xs, NULL), KVX_ERR_NOT_FOUND);
+    assert_status(kvx_xfer_query(fx->client, res, 8, &n, 0), KVX_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(res[0].id, id[3]);
+    assert_int_equal(res[0].state, KVX_XFER_WAITING);
+    assert_status(kvx_xfer_query(fx->client, res, 8, &n, KVX_XFER_QUERY_SKIP_WAITING), KVX_OK);
+    assert_int_equal(n, 0);
+    /* Waiting, within a deadline: still waiting, still there. */
+    uint64_t t0 = test_now_ms();
+    assert_status(kvx_xfer_wait(fx->client, id[3], 50, &xs, NULL), KVX_OK);
+    assert_int_equal(xs, KVX_XFER_WAITING);
+    assert_true(test_now_ms() - t0 >= 40);
+    assert_status(kvx_xfer_status(fx->client, id[3], &xs, NULL), KVX_OK);
+    assert_int_equal(xs, KVX_XFER_WAITING);
+
+    proxy_ctl(fx->proxy, 0, 0);
+    link_barrier(fx);
+    assert_status(kvx_xfer_query(fx->client, res, 8, &n, KVX_XFER_QUERY_SKIP_WAITING), KVX_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(res[0].id, id[3]);
+    assert_ptr_equal(res[0].user_data, &tags[3]);
+    assert_int_equal(res[0].state, KVX_XFER_COMPLETED);
+    assert_int_equal(test_check(fx->sbuf, 4 * 4096, 231, 0), 0);
+
+    /* max smaller than the number finished: oldest first, a few at a time. */
+    for (int i = 0; i < 5; i++) {
+        assert_status(
+            submit1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, fx->sbuf, 64, &tags[i], &id[i]),
+            KVX_OK);
+    }
+    link_barrier(fx);
+    size_t got = 0;
+    for (int round = 0; round < 3; round++) {
+        assert_status(kvx_xfer_query(fx->client, res, 2, &n, 0), KVX_OK);
+        assert_int_equal(n, round < 2 ? 2 : 1);
+        for (size_t i = 0; i < n; i++, got++) {
+            assert_int_equal(res[i].id, id[got]);
+            assert_ptr_equal(res[i].user_data, &tags[got]);
+            assert_int_equal(res[i].state, KVX_XFER_COMPLETED);
+        }
+    }
+    assert_int_equal(got, 5);
+    assert_status(kvx_xfer_query(fx->client, res, 8, &n, 0), KVX_OK);
+    assert_int_equal(n, 0);
+
+    assert_status(kvx_xfer_query(fx->client, NULL, 0, &n, 0), KVX_OK);
+    assert_int_equal(n, 0);
+    assert_status(kvx_xfer_query(fx->client, NULL, 1, &n, 0), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_xfer_query(fx->client, res, 8, NULL, 0), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_xfer_query(fx->client, res, 8, &n, KVX_BIT(5)), KVX_ERR_UNSUPPORTED);
+}
+
+static void test_async_max_outstanding(void **state)
+{
+    (void)state;
+    kvx_engine_params_t cp = {.field_mask = KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING,
+                              .max_outstanding = 4};
+    fx_t *fx = fx_new(NULL, &cp, 1);
+    kvx_xfer_id_t id[5];
+    kvx_xfer_state_t xs;
+
+    /* Refused submits take no slot. */
+    uint8_t *plain = malloc(64);
+    for (int i = 0; i < 10; i++) {
+        assert_status(
+            submit1(fx->client, fx->remote, KVX_OP_READ, plain, fx->sbuf, 64, NULL, &id[0]),
+            KVX_ERR_INVALID_ADDRESS);
+        assert_status(
+            submit1(fx->client, "127.0.0.1:1", KVX_OP_READ, fx->cbuf, fx->sbuf, 64, NULL, &id[0]),
+            KVX_ERR_NOT_CONNECTED);
+        assert_status(
+            submit1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, fx->sbuf, 0, NULL, &id[0]),
+            KVX_ERR_INVALID_PARAM);
+    }
+    free(plain);
+
+    /* Pending ones count. (The barrier caches the server's table first, so
+     * that a submit needs no round trip through the paused relay.) */
+    link_barrier(fx);
+    proxy_ctl(fx->proxy, 1, 0);
+    for (int i = 0; i < 4; i++) {
+        assert_status(submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf + i * 64,
+                              fx->sbuf + i * 64, 64, NULL, &id[i]),
+                      KVX_OK);
+    }
+    assert_status(kvx_xfer_status(fx->client, id[0], &xs, NULL), KVX_OK);
+    assert_int_equal(xs, KVX_XFER_WAITING);
+    assert_status(
+        submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, fx->sbuf, 64, NULL, &id[4]),
+        KVX_ERR_RESOURCE_EXHAUSTED);
+    proxy_ctl(fx->proxy, 0, 0);
+    wait_completed(fx->client, id[0]);
+    assert_status(
+        submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, fx->sbuf, 64, NULL, &id[4]),
+        KVX_OK);
+    for (int i = 1; i < 5; i++) {
+        wait_completed(fx->client, id[i]);
+    }
+
+    /* Finished but not yet reported count too. */
+    for (int i = 0; i < 4; i++) {
+        assert_status(
+            submit1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, fx->sbuf, 64, NULL, &id[i]),
+            KVX_OK);
+    }
+    link_barrier(fx);
+    assert_status(
+        submit1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, fx->sbuf, 64, NULL, &id[4]),
+        KVX_ERR_RESOURCE_EXHAUSTED);
+    kvx_xfer_result_t res[8];
+    size_t n = 0;
+    assert_status(kvx_xfer_query(fx->client, res, 8, &n, 0), KVX_OK);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_status(
+            submit1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, fx->sbuf, 64, NULL, &id[i]),
+            KVX_OK);
+    }
+    for (int i = 0; i < 4; i++) {
+        wait_completed(fx->client, id[i]);
+    }
+    fx_free(fx);
+}
+
+static void test_async_deregister_busy(void **state)
+{
+    fx_t *fx = *state;
+    enum { LEN = 4096 };
+    uint8_t *l = malloc(LEN), *l2 = calloc(1, LEN);
+    test_fill(l, LEN, 191, 0);
+    test_fill(fx->sbuf + LEN, LEN, 192, 0);
+    kvx_mem_h h = reg_ok(fx->client, l, LEN), h2 = reg_ok(fx->client, l2, LEN);
+
+    link_barrier(fx);
+    proxy_ctl(fx->proxy, 1, 0);
+    kvx_xfer_id_t w = 0, r = 0;
+    assert_status(submit1(fx->client, fx->remote, KVX_OP_WRITE, l, fx->sbuf, LEN, NULL, &w),
+                  KVX_OK);
+    assert_status(submit1(fx->client, fx->remote, KVX_OP_READ, l2, fx->sbuf + LEN, LEN, NULL, &r),
+                  KVX_OK);
+    assert_status(kvx_mem_deregister(fx->client, h), KVX_ERR_BUSY);
+    assert_status(kvx_mem_deregister(fx->client, h2), KVX_ERR_BUSY);
+    /* Refusing did not drop the reference. */
+    kvx_mem_h again = NULL;
+    assert_status(mem_reg(fx->client, l + 1, 10, KVX_MEM_ACCESS_READ_WRITE, &again),
+                  KVX_ERR_OVERLAP);
+
+    proxy_ctl(fx->proxy, 0, 0);
+    wait_completed(fx->client, w);
+    wait_completed(fx->client, r);
+    assert_int_equal(test_check(fx->sbuf, LEN, 191, 0), 0);
+    assert_int_equal(test_check(l2, LEN, 192, 0), 0);
+    assert_status(kvx_mem_deregister(fx->client, h), KVX_OK);
+    assert_status(kvx_mem_deregister(fx->client, h2), KVX_OK);
+    assert_status(kvx_mem_deregister(fx->client, h), KVX_ERR_NOT_FOUND);
+    free(l);
+    free(l2);
+}
+
+static void test_async_timeout_breaks_link(void **state)
+{
+    fx_t *fx = *state;
+    kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_TIMEOUT, .timeout_ms = 200};
+    kvx_xfer_desc_t d = {fx->cbuf, raddr(fx->sbuf), 4096};
+    kvx_xfer_id_t id = 0;
+    kvx_xfer_state_t xs = KVX_XFER_WAITING;
+    kvx_status_t err = KVX_OK;
+
+    link_barrier(fx); /* table cached: submit needs no round trip */
+    proxy_ctl(fx->proxy, 1, 0);
+    uint64_t t0 = test_now_ms();
+    assert_status(kvx_xfer_submit(fx->client, fx->remote, KVX_OP_WRITE, &d, 1, &xp, &id), KVX_OK);
+    assert_status(kvx_xfer_wait(fx->client, id, 5000, &xs, &err), KVX_OK);
+    uint64_t took = test_now_ms() - t0;
+    assert_int_equal(xs, KVX_XFER_TIMEOUT);
+    if (took < 150 || took > 3000) {
+        fail_msg("a transfer with a 200 ms deadline ended after %llu ms", (unsigned long long)took);
+    }
+    /* Bytes may be in flight: the link is broken. */
+    kvx_status_t lerr = KVX_OK;
+    assert_int_equal(wait_state(fx->client, fx->remote, KVX_PEER_BROKEN, 3000, &lerr),
+                     KVX_PEER_BROKEN);
+    assert_true(lerr != KVX_OK);
+    assert_status(kvx_xfer_sync(fx->client, fx->remote, KVX_OP_READ, &d, 1, NULL),
+                  KVX_ERR_CONNECTION_LOST);
+    assert_status(kvx_notify_send(fx->client, fx->remote, "n", NULL, 0, 0),
+                  KVX_ERR_CONNECTION_LOST);
+
+    /* Connecting again replaces the broken link. */
+    proxy_ctl(fx->proxy, 0, 1);
+    assert_status(kvx_engine_connect(fx->client, fx->remote, 5000), KVX_OK);
+    test_fill(fx->cbuf, 4096, 201, 0);
+    assert_status(kvx_xfer_sync(fx->client, fx->remote, KVX_OP_WRITE, &d, 1, NULL), KVX_OK);
+    assert_int_equal(test_check(fx->sbuf, 4096, 201, 0), 0);
+
+    /* The same for a synchronous transfer. */
+    proxy_ctl(fx->proxy, 1, 0);
+    t0 = test_now_ms();
+    assert_status(kvx_xfer_sync(fx->client, fx->remote, KVX_OP_READ, &d, 1, &xp), KVX_ERR_TIMEOUT);
+    took = test_now_ms() - t0;
+    if (took < 150 || took > 3000) {
+        fail_msg("a sync transfer with a 200 ms deadline returned after %llu ms",
+                 (unsigned long long)took);
+    }
+    assert_int_equal(wait_state(fx->client, fx->remote, KVX_PEER_BROKEN, 3000, NULL),
+                     KVX_PEER_BROKEN);
+    proxy_ctl(fx->proxy, 0, 1);
+    assert_status(kvx_engine_connect(fx->client, fx->remote, 5000), KVX_OK);
+    link_barrier(fx);
+}
+
+static void test_disconnect_cancels_pending(void **state)
+{
+    fx_t *fx = *state;
+    kvx_xfer_id_t id[3];
+    link_barrier(fx);
+    proxy_ctl(fx->proxy, 1, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_status(submit1(fx->client, fx->remote, i == 1 ? KVX_OP_READ : KVX_OP_WRITE,
+                              fx->cbuf + i * 4096, fx->sbuf + i * 4096, 4096, NULL, &id[i]),
+                      KVX_OK);
+    }
+    assert_status(kvx_engine_disconnect(fx->client, fx->remote, 5000), KVX_OK);
+    assert_int_equal(peer_state(fx->client, fx->remote, NULL), KVX_PEER_NOT_CONNECTED);
+    /* Ended before disconnect returned: no waiting needed. */
+    for (int i = 0; i < 3; i++) {
+        kvx_xfer_state_t xs = KVX_XFER_WAITING;
+        kvx_status_t err = KVX_OK;
+        assert_status(kvx_xfer_status(fx->client, id[i], &xs, &err), KVX_OK);
+        assert_int_equal(xs, KVX_XFER_FAILED);
+        assert_status(err, KVX_ERR_CANCELED);
+    }
+    proxy_ctl(fx->proxy, 0, 1);
+    assert_status(kvx_engine_connect(fx->client, fx->remote, 5000), KVX_OK);
+    link_barrier(fx);
+}
+
+/* -------------------------------------------------------- notifications */
+
+static void test_notify_order_and_fetch(void **state)
+{
+    fx_t *fx = *state;
+    kvx_notification_t *list = (kvx_notification_t *)&list;
+    size_t n = 99;
+
+    /* Empty queue. */
+    assert_status(kvx_notify_fetch(fx->server, &list, &n), KVX_OK);
+    assert_int_equal(n, 0);
+    assert_null(list);
+    assert_status(kvx_notify_wait(fx->server, 0), KVX_ERR_TIMEOUT);
+    uint64_t t0 = test_now_ms();
+    assert_status(kvx_notify_wait(fx->server, 100), KVX_ERR_TIMEOUT);
+    uint64_t took = test_now_ms() - t0;
+    if (took < 90 || took > 2000) {
+        fail_msg("notify_wait(100) on an empty queue took %llu ms", (unsigned long long)took);
+    }
+
+    for (int i = 0; i < 5; i++) {
+        char name[32], msg[48];
+        snprintf(name, sizeof(name), "n%d", i);
+        int len = snprintf(msg, sizeof(msg), "message %d", i * 11);
+        assert_status(kvx_notify_send(fx->client, fx->remote, name, msg, (size_t)len, 0), KVX_OK);
+    }
+    assert_status(kvx_notify_wait(fx->server, 2000), KVX_OK);
+    assert_status(kvx_notify_fetch(fx->server, &list, &n), KVX_OK);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++) {
+        char name[32], msg[48];
+        snprintf(name, sizeof(name), "n%zu", i);
+        int len = snprintf(msg, sizeof(msg), "message %zu", i * 11);
+        assert_string_equal(list[i].name, name);
+        assert_int_equal(list[i].msg_len, (size_t)len);
+        assert_string_equal(list[i].msg, msg);
+        assert_string_equal(list[i].sender, kvx_engine_name(fx->client));
+    }
+    kvx_notify_free(list, n);
+    /* The fetch cleared the queue. */
+    assert_status(kvx_notify_fetch(fx->server, &list, &n), KVX_OK);
+    assert_int_equal(n, 0);
+    assert_null(list);
+    assert_status(kvx_notify_wait(fx->server, 0), KVX_ERR_TIMEOUT);
+    /* Nothing went the other way. */
+    assert_status(kvx_notify_fetch(fx->client, &list, &n), KVX_OK);
+    assert_int_equal(n, 0);
+
+    assert_status(kvx_notify_fetch(NULL, &list, &n), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_notify_fetch(fx->server, NULL, &n), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_notify_fetch(fx->server, &list, NULL), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_notify_wait(NULL, 0), KVX_ERR_INVALID_PARAM);
+    kvx_notify_free(NULL, 0);
+}
+
+static void test_notify_limits(void **state)
+{
+    fx_t *fx = *state;
+    char *name = malloc(KVX_NOTIFY_NAME_MAX + 2);
+    uint8_t *msg = malloc(KVX_NOTIFY_MSG_MAX + 1);
+    memset(name, 'a', KVX_NOTIFY_NAME_MAX + 1);
+    name[KVX_NOTIFY_NAME_MAX + 1] = '\0';
+    test_fill(msg, KVX_NOTIFY_MSG_MAX + 1, 211, 0);
+    msg[10] = 0; /* messages are bytes, not strings */
+
+    assert_status(kvx_notify_send(fx->client, fx->remote, name, msg, 1, 0), KVX_ERR_INVALID_PARAM);
+    name[KVX_NOTIFY_NAME_MAX] = '\0';
+    assert_status(kvx_notify_send(fx->client, fx->remote, name, msg, KVX_NOTIFY_MSG_MAX + 1, 0),
+                  KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_notify_send(fx->client, fx->remote, NULL, msg, 1, 0), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_notify_send(fx->client, fx->remote, "n", NULL, 1, 0), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_notify_send(NULL, fx->remote, "n", msg, 1, 0), KVX_ERR_INVALID_PARAM);
+
+    /* The limits themselves, and an empty message. */
+    assert_status(kvx_notify_send(fx->client, fx->remote, name, msg, KVX_NOTIFY_MSG_MAX, 0),
+                  KVX_OK);
+    assert_status(kvx_notify_send(fx->client, fx->remote, "empty", NULL, 0, 0), KVX_OK);
+
+    kvx_notification_t *list = NULL;
+    size_t n = 0;
+    assert_status(kvx_notify_fetch(fx->server, &list, &n), KVX_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(strlen(list[0].name), KVX_NOTIFY_NAME_MAX);
+    assert_string_equal(list[0].name, name);
+    assert_int_equal(list[0].msg_len, KVX_NOTIFY_MSG_MAX);
+    assert_memory_equal(list[0].msg, msg, KVX_NOTIFY_MSG_MAX);
+    assert_int_equal(list[0].msg[KVX_NOTIFY_MSG_MAX], '\0');
+    assert_string_equal(list[1].name, "empty");
+    assert_int_equal(list[1].msg_len, 0);
+    assert_non_null(list[1].msg);
+    assert_string_equal(list[1].msg, "");
+    kvx_notify_free(list, n);
+    free(name);
+    free(msg);
+}
+
+static void test_notify_queue_full(void **state)
+{
+    (void)state;
+    kvx_engine_params_t sp = {.field_mask = KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE,
+                              .max_notify_queue = 2};
+    fx_t *fx = fx_new(&sp, NULL, 0);
+    assert_status(kvx_notify_send(fx->client, fx->remote, "n0", "a", 1, 0), KVX_OK);
+    assert_status(kvx_notify_send(fx->client, fx->remote, "n1", "b", 1, 0), KVX_OK);
+    assert_status(kvx_notify_send(fx->client, fx->remote, "n2", "c", 1, 0), KVX_ERR_REMOTE_FULL);
+    assert_status(kvx_notify_send(fx->client, fx->remote, "n3", "d", 1, 0), KVX_ERR_REMOTE_FULL);
+    /* A full queue is not a broken link. */
+    assert_int_equal(peer_state(fx->client, fx->remote, NULL), KVX_PEER_CONNECTED);
+
+    kvx_notification_t *list = NULL;
+    size_t n = 0;
+    assert_status(kvx_notify_fetch(fx->server, &list, &n), KVX_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].name, "n0");
+    assert_string_equal(list[1].name, "n1");
+    kvx_notify_free(list, n);
+
+    assert_status(kvx_notify_send(fx->client, fx->remote, "n4", "e", 1, 0), KVX_OK);
+    assert_status(kvx_notify_fetch(fx->server, &list, &n), KVX_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].name, "n4");
+    kvx_notify_free(list, n);
+    fx_free(fx);
+}
+
+static void test_notify_sender(void **state)
+{
+    fx_t *fx = *state;
+    /* A listening engine as the sender: its name has a port. */
+    kvx_engine_h third = engine_new("127.0.0.1:0");
+    assert_status(kvx_engine_connect(third, fx->remote, 5000), KVX_OK);
+    assert_status(kvx_notify_send(third, fx->remote, "from-third", "x", 1, 0), KVX_OK);
+    assert_status(kvx_notify_send(fx->client, fx->remote, "from-client", "y", 1, 0), KVX_OK);
+
+    kvx_notification_t *list = NULL;
+    size_t n = 0;
+    assert_status(kvx_notify_fetch(fx->server, &list, &n), KVX_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].name, "from-third");
+    assert_string_equal(list[0].sender, kvx_engine_name(third));
+    assert_string_equal(list[1].name, "from-client");
+    assert_string_equal(list[1].sender, kvx_engine_name(fx->client));
+    kvx_notify_free(list, n);
+    kvx_engine_destroy(third);
+}
+
+static void test_notify_after_async_write(void **state)
+{
+    fx_t *fx = *state;
+    const size_t len = (size_t)8 << 20;
+    for (uint64_t round = 0; round < 3; round++) {
+        uint64_t seed = 221 + round;
+        test_fill(fx->cbuf, len, seed, 0);
+        memset(fx->sbuf, 0, len);
+        kvx_xfer_id_t id = 0;
+        assert_status(
+            submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, fx->sbuf, len, NULL, &id),
+            KVX_OK);
+        /* Not waited for: the notification must still come after the data. */
+        assert_status(kvx_notify_send(fx->client, fx->remote, "written", &seed, sizeof(seed), 0),
+                      KVX_OK);
+        assert_status(kvx_notify_wait(fx->server, 10000), KVX_OK);
+        kvx_notification_t *list = NULL;
+        size_t n = 0;
+        assert_status(kvx_notify_fetch(fx->server, &list, &n), KVX_OK);
+        assert_int_equal(n, 1);
+        assert_string_equal(list[0].name, "written");
+        size_t bad = test_check(fx->sbuf, len, seed, 0);
+        if (bad != 0) {
+            fail_msg("round %llu: notification fetched while %zu bytes of the write before it "
+                     "had not landed",
+                     (unsigned long long)round, bad);
+        }
+        kvx_notify_free(list, n);
+        wait_completed(fx->client, id);
+    }
+}
+
+/* ----------------------------------------------------------- capability */
+
+static void test_capability(void **state)
+{
+    (void)state;
+    static const struct {
+        int feature, expected;
+    } known[] = {
+        {KVX_FEATURE_AUTO_CONNECT, 0},  {KVX_FEATURE_CLIENT_SERVER, 1},
+        {KVX_FEATURE_ASYNC_CONNECT, 1}, {KVX_FEATURE_BATCH_STATUS, 1},
+        {KVX_FEATURE_IPV6, 1},          {KVX_FEATURE_TRANSPORT_TCP, 1},
+        {KVX_FEATURE_TRANSPORT_SHM, 0}, {KVX_FEATURE_LIVE_MEM_TABLE, 1},
+#ifdef KVX_HAVE_CUDA
+        {KVX_FEATURE_DEVICE_CUDA, 1},
+#else
+        {KVX_FEATURE_DEVICE_CUDA, 0},
+#endif
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        int s = -1;
+        assert_status(kvx_capability(known[i].feature, &s), KVX_OK);
+        if (s != known[i].expected) {
+            fail_msg("feature %d: %d, expected %d", known[i].feature, s, known[i].expected);
+        }
+    }
+    static const int unknown[] = {9, 1000, INT_MAX};
+    for (size_t i = 0; i < 3; i++) {
+        int s = -1;
+        assert_status(kvx_capability(unknown[i], &s), KVX_OK);
+        assert_int_equal(s, 0);
+    }
+    int s = 7;
+    assert_status(kvx_capability(-1, &s), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_capability(INT_MIN, &s), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_capability(KVX_FEATURE_IPV6, NULL), KVX_ERR_INVALID_PARAM);
+}
+
+/* -------------------------------------------------------------- destroy */
+
+static void test_destroy_busy(void **state)
+{
+    (void)state;
+    /* 1. The client goes away with transfers stuck in a paused relay, a
+     *    link open, and notifications queued at the server. */
+    fx_t *fx = fx_new(NULL, NULL, 1);
+    assert_status(kvx_notify_send(fx->client, fx->remote, "left", "behind", 6, 0), KVX_OK);
+    link_barrier(fx);
+    proxy_ctl(fx->proxy, 1, 0);
+    kvx_xfer_id_t id = 0;
+    for (int i = 0; i < 4; i++) {
+        assert_status(submit1(fx->client, fx->remote, i % 2 ? KVX_OP_READ : KVX_OP_WRITE,
+                              fx->cbuf + i * 65536, fx->sbuf + i * 65536, 65536, NULL, &id),
+                      KVX_OK);
+    }
+    uint64_t t0 = test_now_ms();
+    kvx_engine_destroy(fx->client);
+    fx->client = NULL;
+    if (test_now_ms() - t0 > 3000) {
+        fail_msg("destroy with pending transfers took %llu ms",
+                 (unsigned long long)(test_now_ms() - t0));
+    }
+    proxy_ctl(fx->proxy, 0, 1);
+    fx_free(fx);
+
+    /* 2. The server goes away while serving: every transfer of the client
+     *    still reaches a finished state, the link ends BROKEN. */
+    fx = fx_new(NULL, NULL, 0);
+    kvx_xfer_id_t ids[8];
+    for (int i = 0; i < 8; i++) {
+        assert_status(submit1(fx->client, fx->remote, i % 2 ? KVX_OP_READ : KVX_OP_WRITE,
+                              fx->cbuf + (size_t)i * (1 << 20), fx->sbuf + (size_t)i * (1 << 20),
+                              1 << 20, NULL, &ids[i]),
+                      KVX_OK);
+    }
+    kvx_engine_destroy(fx->server);
+    fx->server = NULL;
+    for (int i = 0; i < 8; i++) {
+        kvx_xfer_state_t xs = KVX_XFER_WAITING;
+        kvx_status_t err = KVX_OK;
+        assert_status(kvx_xfer_wait(fx->client, ids[i], 5000, &xs, &err), KVX_OK);
+        assert_true(xs == KVX_XFER_COMPLETED || xs == KVX_XFER_FAILED);
+        assert_true((xs == KVX_XFER_COMPLETED) == (err == KVX_OK));
+    }
+    assert_int_equal(wait_state(fx->client, fx->remote, KVX_PEER_BROKEN, 5000, NULL),
+                     KVX_PEER_BROKEN);
+    fx_free(fx);
+
+    /* 3. A connect in progress. */
+    int port = 0;
+    int lfd = loopback_socket(1, &port);
+    char name[KVX_ENGINE_NAME_MAX];
+    snprintf(name, sizeof(name), "127.0.0.1:%d", port);
+    kvx_engine_h e = engine_new("127.0.0.1:0");
+    assert_status(kvx_engine_connect_async(e, name, 10000), KVX_OK);
+    t0 = test_now_ms();
+    kvx_engine_destroy(e);
+    if (test_now_ms() - t0 > 3000) {
+        fail_msg("destroy with a connect in progress took %llu ms",
+                 (unsigned long long)(test_now_ms() - t0));
+    }
+    close(lfd);
+
+    kvx_engine_destroy(NULL);
+}
+
+/* ------------------------------------------------------------ ordering */
+
+/* "Connect and disconnect requests for one remote take effect in the order
+ * they are made": a disconnect right after connect_async must leave the link
+ * NOT_CONNECTED whenever the handshake happens to finish. Many rounds with
+ * varying gaps, so the handshake reply lands before, during and after the
+ * disconnect. */
+static void test_connect_disconnect_order(void **state)
+{
+    (void)state;
+    kvx_engine_h server = engine_new("127.0.0.1:0");
+    kvx_engine_h client = engine_new("127.0.0.1");
+    const char *sname = kvx_engine_name(server);
+    uint64_t deadline = test_now_ms() + 4000;
+    int rounds = 0;
+    for (; rounds < 3000 && test_now_ms() < deadline; rounds++) {
+        assert_status(kvx_engine_connect_async(client, sname, 5000), KVX_OK);
+        for (volatile int spin = 0; spin < (rounds % 64) * 150; spin++) {
+        }
+        assert_status(kvx_engine_disconnect(client, sname, 5000), KVX_OK);
+        kvx_status_t err = KVX_OK;
+        kvx_peer_state_t st = peer_state(client, sname, &err);
+        if (st != KVX_PEER_NOT_CONNECTED) {
+            fail_msg("round %d: after connect_async + disconnect the link is in state %d (%s)",
+                     rounds, (int)st, kvx_status_name(err));
+        }
+    }
+    /* And the other way round: disconnect_async, then connect. */
+    assert_status(kvx_engine_connect(client, sname, 5000), KVX_OK);
+    for (int i = 0; i < 50; i++) {
+        assert_status(kvx_engine_disconnect_async(client, sname, 5000), KVX_OK);
+        assert_status(kvx_engine_connect(client, sname, 5000), KVX_OK);
+        assert_int_equal(peer_state(client, sname, NULL), KVX_PEER_CONNECTED);
+    }
+    kvx_engine_destroy(client);
+    kvx_engine_destroy(server);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (getenv("KVX_LOG_LEVEL") == NULL) {
+        /* Refused accesses are logged as warnings; they are expected here. */
+        kvx_log_set_level(KVX_LOG_ERROR);
+    }
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_params),
+        cmocka_unit_test(test_create_names),
+        cmocka_unit_test(test_create_port_in_use),
+        cmocka_unit_test(test_create_ipv6),
+        cmocka_unit_test(test_io_threads_two),
+        cmocka_unit_test(test_mem_register_args),
+        cmocka_unit_test(test_mem_register_refcount),
+        cmocka_unit_test(test_mem_overlap_adjacent),
+        cmocka_unit_test_setup_teardown(test_mem_device, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_xfer_spanning_registrations, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_xfer_local_unregistered, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_connect_errors, setup_pair, teardown_fx),
+        cmocka_unit_test(test_connect_self_through_relay),
+        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_connect_async_lifecycle),
+        cmocka_unit_test(test_peers_list),
+        cmocka_unit_test_setup_teardown(test_negative_timeouts, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_xfer_sizes, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_xfer_many_descs, setup_pair, teardown_fx),
+        cmocka_unit_test(test_xfer_not_connected),
+        cmocka_unit_test_setup_teardown(test_xfer_bad_args, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_xfer_remote_outside, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_xfer_read_only, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_xfer_late_registration, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_xfer_remote_deregistered, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_remote_mem, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_async_wait_status, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_async_query, setup_relayed, teardown_fx),
+        cmocka_unit_test(test_async_max_outstanding),
+        cmocka_unit_test_setup_teardown(test_async_deregister_busy, setup_relayed, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_async_timeout_breaks_link, setup_relayed, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_disconnect_cancels_pending, setup_relayed,
+                                        teardown_fx),
+        cmocka_unit_test_setup_teardown(test_notify_order_and_fetch, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_notify_limits, setup_pair, teardown_fx),
+        cmocka_unit_test(test_notify_queue_full),
+        cmocka_unit_test_setup_teardown(test_notify_sender, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_notify_after_async_write, setup_pair, teardown_fx),
+        cmocka_unit_test(test_capability),
+        cmocka_unit_test(test_destroy_busy),
+        /* Last: while the library has the bugs it probes, it can crash. */
+        cmocka_unit_test(test_connect_disconnect_order),
+    };
+    return cmocka_run_group_tests(tests, group_setup, NULL);
+}
