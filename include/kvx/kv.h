@@ -243,7 +243,8 @@ typedef struct kvx_kv_xfer_params {
      *  caches must have as many. */
     uint32_t src_layer_first, src_layer_last;
     uint32_t dst_layer_first, dst_layer_last;
-    /** Tensors per layer (default 2: K and V); must divide num_tensors. */
+    /** Tensors per layer (default 2: K and V); > 0, and with layer ranges it
+     *  must divide both caches' num_tensors. */
     uint32_t tensors_per_layer;
     /** Bytes from the start of each entry (contiguous calls; default the
      *  whole entry; larger is KVX_ERR_SIZE_OUT_OF_RANGE). */
