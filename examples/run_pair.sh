@@ -9,6 +9,10 @@
 # @PORT@ in SECOND_CMD's arguments with the port, runs SECOND_CMD, then waits
 # for FIRST_CMD to exit. Exits 0 only if both exit 0.
 #
+# Both commands also get KVX_EXAMPLE_PORT_FILE2, a second file in the same
+# private directory, for pairs that meet again on a new port after starting
+# (switch_roles: the second program listens later and the first reads it).
+#
 #   run_pair.sh ./client_server_h2d 0 127.0.0.1:0 -- \
 #       ./client_server_h2d 0 127.0.0.1 127.0.0.1:@PORT@
 set -euo pipefail
@@ -80,6 +84,7 @@ reap_first() {
     FIRST_PID=
 }
 
+export KVX_EXAMPLE_PORT_FILE2=$TMP/port2
 KVX_EXAMPLE_PORT_FILE=$TMP/port "${first[@]}" &
 FIRST_PID=$!
 

@@ -695,7 +695,13 @@ kvx_status_t kvx_kv_link(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t c
                              clusters[i].remote);
                 }
             } else if (s != KVX_ERR_ALREADY_LINKED) {
+                /* Keep the reason: every engine call resets the error detail. */
+                char why[512];
+                snprintf(why, sizeof(why), "%s", kvx_last_error());
                 kvx_engine_disconnect(kv->engine, clusters[i].remote, 1000);
+                kvx_error_set(s, "link to cluster %llu at %s: %s",
+                              (unsigned long long)clusters[i].remote_cluster_id,
+                              clusters[i].remote, why);
             }
             st[i] = s;
         }
