@@ -543,7 +543,7 @@ static kvx_status_t read_table(kvx_engine_h engine, const char *remote, uint64_t
         }
         status = KVX_FAIL(KVX_ERR_PROTOCOL, "kv: cache table of %s stayed inconsistent", remote);
     }
-    kvx_mem_deregister(engine, mem);
+    KVX_KEEP_ERROR(kvx_mem_deregister(engine, mem));
     free(buf);
     return status;
 }
@@ -695,13 +695,7 @@ kvx_status_t kvx_kv_link(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t c
                              clusters[i].remote);
                 }
             } else if (s != KVX_ERR_ALREADY_LINKED) {
-                /* Keep the reason: every engine call resets the error detail. */
-                char why[512];
-                snprintf(why, sizeof(why), "%s", kvx_last_error());
-                kvx_engine_disconnect(kv->engine, clusters[i].remote, 1000);
-                kvx_error_set(s, "link to cluster %llu at %s: %s",
-                              (unsigned long long)clusters[i].remote_cluster_id,
-                              clusters[i].remote, why);
+                KVX_KEEP_ERROR(kvx_engine_disconnect(kv->engine, clusters[i].remote, 1000));
             }
             st[i] = s;
         }
@@ -958,7 +952,9 @@ static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
         }
         if (status == KVX_ERR_REMOTE_ACCESS && attempt == 0) {
             /* Maybe unregistered since our snapshot: look again. */
-            if (link_refresh(kv, link, timeout) == KVX_OK) {
+            kvx_status_t refreshed;
+            KVX_KEEP_ERROR(refreshed = link_refresh(kv, link, timeout));
+            if (refreshed == KVX_OK) {
                 pthread_mutex_lock(&kv->lock);
                 if (remote_find(link, x->remote->cache_id) == NULL) {
                     status = KVX_FAIL(KVX_ERR_REMOTE_CACHE_NOT_FOUND,

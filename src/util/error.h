@@ -3,10 +3,24 @@
 #define KVX_UTIL_ERROR_H
 
 #include <kvx/status.h>
+#include <stdio.h>
 
 #include "util/log.h"
 
 void kvx_error_clear(void);
+
+/* Put back a detail saved from kvx_last_error() (verbatim). */
+void kvx_error_restore(const char *saved);
+
+/* Run a cleanup call that goes through the public API (which resets the
+ * detail) without losing the detail of the failure being reported. */
+#define KVX_KEEP_ERROR(stmt)                                                 \
+    do {                                                                     \
+        char kvx_saved_error_[512];                                          \
+        snprintf(kvx_saved_error_, sizeof(kvx_saved_error_), "%s", kvx_last_error()); \
+        stmt;                                                                \
+        kvx_error_restore(kvx_saved_error_);                                 \
+    } while (0)
 
 /* True if @p status is in the status table (peers may send anything). */
 int kvx_status_known(int status);

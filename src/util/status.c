@@ -52,6 +52,11 @@ void kvx_error_clear(void)
     last_error[0] = '\0';
 }
 
+void kvx_error_restore(const char *saved)
+{
+    snprintf(last_error, sizeof(last_error), "%s", saved);
+}
+
 kvx_status_t kvx_error_set(kvx_status_t status, const char *fmt, ...)
 {
     va_list ap;
