@@ -7,7 +7,7 @@
 
 #ifdef __cplusplus
 #define KVX_BEGIN_DECLS extern "C" {
-#define KVX_END_DECLS }
+#define KVX_END_DECLS   }
 #else
 #define KVX_BEGIN_DECLS
 #define KVX_END_DECLS

@@ -43,24 +43,24 @@ typedef uint64_t kvx_xfer_id_t;
 #define KVX_ENGINE_NAME_MAX 64
 
 /** Default limits; each can be changed in kvx_engine_params_t. */
-#define KVX_DEFAULT_CONNECT_TIMEOUT_MS 3000
+#define KVX_DEFAULT_CONNECT_TIMEOUT_MS  3000
 #define KVX_DEFAULT_TRANSFER_TIMEOUT_MS 10000
-#define KVX_DEFAULT_NOTIFY_TIMEOUT_MS 3000
-#define KVX_DEFAULT_MAX_OUTSTANDING 4096
-#define KVX_DEFAULT_MAX_NOTIFY_QUEUE 4096
+#define KVX_DEFAULT_NOTIFY_TIMEOUT_MS   3000
+#define KVX_DEFAULT_MAX_OUTSTANDING     4096
+#define KVX_DEFAULT_MAX_NOTIFY_QUEUE    4096
 
 /** Bounds of notifications (bytes, without NUL). */
 #define KVX_NOTIFY_NAME_MAX 1024
-#define KVX_NOTIFY_MSG_MAX 1024
+#define KVX_NOTIFY_MSG_MAX  1024
 
 enum kvx_engine_param_field {
-    KVX_ENGINE_PARAM_FIELD_NAME = KVX_BIT(0),                /**< name */
-    KVX_ENGINE_PARAM_FIELD_IO_THREADS = KVX_BIT(1),          /**< io_threads */
-    KVX_ENGINE_PARAM_FIELD_CONNECT_TIMEOUT = KVX_BIT(2),     /**< connect_timeout_ms */
-    KVX_ENGINE_PARAM_FIELD_TRANSFER_TIMEOUT = KVX_BIT(3),    /**< transfer_timeout_ms */
-    KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT = KVX_BIT(4),      /**< notify_timeout_ms */
-    KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING = KVX_BIT(5),     /**< max_outstanding */
-    KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE = KVX_BIT(6)     /**< max_notify_queue */
+    KVX_ENGINE_PARAM_FIELD_NAME = KVX_BIT(0),             /**< name */
+    KVX_ENGINE_PARAM_FIELD_IO_THREADS = KVX_BIT(1),       /**< io_threads */
+    KVX_ENGINE_PARAM_FIELD_CONNECT_TIMEOUT = KVX_BIT(2),  /**< connect_timeout_ms */
+    KVX_ENGINE_PARAM_FIELD_TRANSFER_TIMEOUT = KVX_BIT(3), /**< transfer_timeout_ms */
+    KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT = KVX_BIT(4),   /**< notify_timeout_ms */
+    KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING = KVX_BIT(5),  /**< max_outstanding */
+    KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE = KVX_BIT(6)  /**< max_notify_queue */
 };
 
 /**
@@ -92,8 +92,7 @@ typedef struct kvx_engine_params {
  *         kvx_last_error()); KVX_ERR_UNSUPPORTED (unknown field bit);
  *         KVX_ERR_IO (bind/listen failed, e.g. port in use).
  */
-KVX_API kvx_status_t kvx_engine_create(const kvx_engine_params_t *params,
-                                       kvx_engine_h *engine_p);
+KVX_API kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *engine_p);
 
 /**
  * Destroy an engine: fails every pending transfer (KVX_ERR_SHUTDOWN), closes
@@ -181,13 +180,13 @@ KVX_API kvx_status_t kvx_engine_remote_mem(kvx_engine_h engine, const char *remo
 
 /** State of the link from this engine to one remote. */
 typedef enum kvx_peer_state {
-    KVX_PEER_NOT_CONNECTED = 0, /**< no link (also after disconnect) */
-    KVX_PEER_CONNECTING = 1,    /**< connect in progress */
-    KVX_PEER_CONNECTED = 2,     /**< usable */
+    KVX_PEER_NOT_CONNECTED = 0,  /**< no link (also after disconnect) */
+    KVX_PEER_CONNECTING = 1,     /**< connect in progress */
+    KVX_PEER_CONNECTED = 2,      /**< usable */
     KVX_PEER_CONNECT_FAILED = 3, /**< connect ended in error; see error */
-    KVX_PEER_DISCONNECTING = 4, /**< disconnect in progress */
-    KVX_PEER_BROKEN = 5         /**< was connected, then the link failed; transfers
-                                     fail until kvx_engine_connect() again */
+    KVX_PEER_DISCONNECTING = 4,  /**< disconnect in progress */
+    KVX_PEER_BROKEN = 5          /**< was connected, then the link failed; transfers
+                                      fail until kvx_engine_connect() again */
 } kvx_peer_state_t;
 
 /** One remote, as reported by kvx_engine_peers(). */
@@ -221,8 +220,7 @@ KVX_API kvx_status_t kvx_engine_connect_async(kvx_engine_h engine, const char *r
  * (KVX_ERR_CANCELED) before this returns.
  * @return KVX_OK, KVX_ERR_NOT_CONNECTED, KVX_ERR_TIMEOUT
  */
-KVX_API kvx_status_t kvx_engine_disconnect(kvx_engine_h engine, const char *remote,
-                                           int timeout_ms);
+KVX_API kvx_status_t kvx_engine_disconnect(kvx_engine_h engine, const char *remote, int timeout_ms);
 
 /** Start disconnecting and return at once. */
 KVX_API kvx_status_t kvx_engine_disconnect_async(kvx_engine_h engine, const char *remote,
@@ -387,15 +385,15 @@ KVX_API void kvx_notify_free(kvx_notification_t *list, size_t count);
 /* ------------------------------------------------------------ capability */
 
 typedef enum kvx_feature {
-    KVX_FEATURE_AUTO_CONNECT = 0,       /**< transfers connect on demand (no) */
-    KVX_FEATURE_CLIENT_SERVER = 1,      /**< client-only engines (yes) */
-    KVX_FEATURE_ASYNC_CONNECT = 2,      /**< kvx_engine_connect_async (yes) */
-    KVX_FEATURE_BATCH_STATUS = 3,       /**< kvx_xfer_query (yes) */
-    KVX_FEATURE_IPV6 = 4,               /**< IPv6 engine names (yes) */
-    KVX_FEATURE_TRANSPORT_TCP = 5,      /**< tcp transport (yes) */
-    KVX_FEATURE_TRANSPORT_SHM = 6,      /**< shm transport (not yet) */
-    KVX_FEATURE_DEVICE_CUDA = 7,        /**< built with CUDA */
-    KVX_FEATURE_LIVE_MEM_TABLE = 8      /**< late registrations visible to peers (yes) */
+    KVX_FEATURE_AUTO_CONNECT = 0,  /**< transfers connect on demand (no) */
+    KVX_FEATURE_CLIENT_SERVER = 1, /**< client-only engines (yes) */
+    KVX_FEATURE_ASYNC_CONNECT = 2, /**< kvx_engine_connect_async (yes) */
+    KVX_FEATURE_BATCH_STATUS = 3,  /**< kvx_xfer_query (yes) */
+    KVX_FEATURE_IPV6 = 4,          /**< IPv6 engine names (yes) */
+    KVX_FEATURE_TRANSPORT_TCP = 5, /**< tcp transport (yes) */
+    KVX_FEATURE_TRANSPORT_SHM = 6, /**< shm transport (not yet) */
+    KVX_FEATURE_DEVICE_CUDA = 7,   /**< built with CUDA */
+    KVX_FEATURE_LIVE_MEM_TABLE = 8 /**< late registrations visible to peers (yes) */
 } kvx_feature_t;
 
 /**

@@ -215,8 +215,7 @@ KVX_API kvx_status_t kvx_kv_cache_register(kvx_kv_h kv, const kvx_kv_cache_desc_
 KVX_API kvx_status_t kvx_kv_cache_unregister(kvx_kv_h kv, int64_t cache_id);
 
 /** Tensor addresses of a local cache (@p max entries of @p addrs). */
-KVX_API kvx_status_t kvx_kv_cache_tensors(kvx_kv_h kv, int64_t cache_id, void **addrs,
-                                          size_t max);
+KVX_API kvx_status_t kvx_kv_cache_tensors(kvx_kv_h kv, int64_t cache_id, void **addrs, size_t max);
 
 /* -------------------------------------------------------------- transfers */
 
@@ -229,10 +228,10 @@ typedef struct kvx_kv_remote_cache {
 } kvx_kv_remote_cache_t;
 
 enum kvx_kv_xfer_field {
-    KVX_KV_XFER_FIELD_LAYERS = KVX_BIT(0),  /**< src/dst layer ranges */
+    KVX_KV_XFER_FIELD_LAYERS = KVX_BIT(0),            /**< src/dst layer ranges */
     KVX_KV_XFER_FIELD_TENSORS_PER_LAYER = KVX_BIT(1), /**< tensors_per_layer */
-    KVX_KV_XFER_FIELD_SIZE = KVX_BIT(2),    /**< size (contiguous calls) */
-    KVX_KV_XFER_FIELD_TIMEOUT = KVX_BIT(3)  /**< timeout_ms */
+    KVX_KV_XFER_FIELD_SIZE = KVX_BIT(2),              /**< size (contiguous calls) */
+    KVX_KV_XFER_FIELD_TIMEOUT = KVX_BIT(3)            /**< timeout_ms */
 };
 
 /** Options of a transfer or copy (NULL: whole entries, all tensors). */
@@ -293,9 +292,8 @@ KVX_API kvx_status_t kvx_kv_copy_cache(kvx_kv_h kv, int64_t src_cache_id, uint32
  */
 KVX_API kvx_status_t kvx_kv_copy_blocks(kvx_kv_h kv, int64_t src_cache_id, int64_t dst_cache_id,
                                         const uint64_t *src_blocks, size_t src_count,
-                                        const uint64_t *const *dst_lists,
-                                        const size_t *dst_counts, size_t num_lists,
-                                        const kvx_kv_xfer_params_t *params);
+                                        const uint64_t *const *dst_lists, const size_t *dst_counts,
+                                        size_t num_lists, const kvx_kv_xfer_params_t *params);
 
 /* ---------------------------------------------------------- notifications */
 

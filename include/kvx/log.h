@@ -29,8 +29,8 @@ typedef enum kvx_log_level {
  * one line without a trailing newline. Called from any kvx thread, possibly
  * concurrently; must not call back into kvx.
  */
-typedef void (*kvx_log_sink_t)(kvx_log_level_t level, const char *file, int line,
-                               const char *msg, void *user_data);
+typedef void (*kvx_log_sink_t)(kvx_log_level_t level, const char *file, int line, const char *msg,
+                               void *user_data);
 
 /** Set the level; messages above it are dropped. */
 KVX_API void kvx_log_set_level(kvx_log_level_t level);

@@ -8,10 +8,10 @@
 
 #include "engine/engine_impl.h"
 
-#define KVX_ENGINE_PARAM_FIELDS_ALL                                                           \
-    (KVX_ENGINE_PARAM_FIELD_NAME | KVX_ENGINE_PARAM_FIELD_IO_THREADS |                        \
-     KVX_ENGINE_PARAM_FIELD_CONNECT_TIMEOUT | KVX_ENGINE_PARAM_FIELD_TRANSFER_TIMEOUT |       \
-     KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT | KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING |         \
+#define KVX_ENGINE_PARAM_FIELDS_ALL                                                                \
+    (KVX_ENGINE_PARAM_FIELD_NAME | KVX_ENGINE_PARAM_FIELD_IO_THREADS |                             \
+     KVX_ENGINE_PARAM_FIELD_CONNECT_TIMEOUT | KVX_ENGINE_PARAM_FIELD_TRANSFER_TIMEOUT |            \
+     KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT | KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING |              \
      KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE)
 
 /* Upper bound of every configurable timeout: one hour. */
@@ -49,8 +49,7 @@ static kvx_status_t param_u32(const kvx_engine_params_t *p, uint64_t bit, unsign
     return KVX_OK;
 }
 
-static void link_event(void *ctx, void *peer_ctx, kvx_tp_conn_t *conn, int up,
-                       kvx_status_t status);
+static void link_event(void *ctx, void *peer_ctx, kvx_tp_conn_t *conn, int up, kvx_status_t status);
 
 static void incoming_event(void *ctx, int up)
 {
@@ -100,27 +99,26 @@ kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *
     if (engine == NULL) {
         return KVX_FAIL(KVX_ERR_NO_MEMORY, "engine_create: out of memory");
     }
-    if ((status = param_u32(params, KVX_ENGINE_PARAM_FIELD_IO_THREADS, params->io_threads, 1, 64,
-                            1, "io_threads", &engine->io_threads)) != KVX_OK ||
-        (status = param_u32(params, KVX_ENGINE_PARAM_FIELD_CONNECT_TIMEOUT,
-                            params->connect_timeout_ms, 1, KVX_TIMEOUT_MAX_MS,
-                            KVX_DEFAULT_CONNECT_TIMEOUT_MS, "connect_timeout_ms",
-                            &engine->connect_timeout_ms)) != KVX_OK ||
-        (status = param_u32(params, KVX_ENGINE_PARAM_FIELD_TRANSFER_TIMEOUT,
-                            params->transfer_timeout_ms, 1, KVX_TIMEOUT_MAX_MS,
-                            KVX_DEFAULT_TRANSFER_TIMEOUT_MS, "transfer_timeout_ms",
-                            &engine->transfer_timeout_ms)) != KVX_OK ||
-        (status = param_u32(params, KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT,
-                            params->notify_timeout_ms, 1, KVX_TIMEOUT_MAX_MS,
-                            KVX_DEFAULT_NOTIFY_TIMEOUT_MS, "notify_timeout_ms",
-                            &engine->notify_timeout_ms)) != KVX_OK ||
-        (status = param_u32(params, KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING,
-                            params->max_outstanding, 1, 1u << 20, KVX_DEFAULT_MAX_OUTSTANDING,
-                            "max_outstanding", &engine->max_outstanding)) != KVX_OK ||
+    if ((status = param_u32(params, KVX_ENGINE_PARAM_FIELD_IO_THREADS, params->io_threads, 1, 64, 1,
+                            "io_threads", &engine->io_threads)) != KVX_OK ||
+        (status =
+             param_u32(params, KVX_ENGINE_PARAM_FIELD_CONNECT_TIMEOUT, params->connect_timeout_ms,
+                       1, KVX_TIMEOUT_MAX_MS, KVX_DEFAULT_CONNECT_TIMEOUT_MS, "connect_timeout_ms",
+                       &engine->connect_timeout_ms)) != KVX_OK ||
+        (status =
+             param_u32(params, KVX_ENGINE_PARAM_FIELD_TRANSFER_TIMEOUT, params->transfer_timeout_ms,
+                       1, KVX_TIMEOUT_MAX_MS, KVX_DEFAULT_TRANSFER_TIMEOUT_MS,
+                       "transfer_timeout_ms", &engine->transfer_timeout_ms)) != KVX_OK ||
+        (status =
+             param_u32(params, KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT, params->notify_timeout_ms, 1,
+                       KVX_TIMEOUT_MAX_MS, KVX_DEFAULT_NOTIFY_TIMEOUT_MS, "notify_timeout_ms",
+                       &engine->notify_timeout_ms)) != KVX_OK ||
+        (status = param_u32(params, KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING, params->max_outstanding,
+                            1, 1u << 20, KVX_DEFAULT_MAX_OUTSTANDING, "max_outstanding",
+                            &engine->max_outstanding)) != KVX_OK ||
         (status = param_u32(params, KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE,
-                            params->max_notify_queue, 1, 1u << 20,
-                            KVX_DEFAULT_MAX_NOTIFY_QUEUE, "max_notify_queue",
-                            &engine->max_notify_queue)) != KVX_OK) {
+                            params->max_notify_queue, 1, 1u << 20, KVX_DEFAULT_MAX_NOTIFY_QUEUE,
+                            "max_notify_queue", &engine->max_notify_queue)) != KVX_OK) {
         free(engine);
         return status;
     }
@@ -242,8 +240,7 @@ static kvx_status_t remote_name(kvx_engine_t *engine, const char *remote, kvx_ad
     }
     kvx_addr_format(addr, canonical, KVX_ENGINE_NAME_MAX);
     if (strcmp(canonical, engine->name) == 0) {
-        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "engine %s cannot connect to itself",
-                        engine->name);
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "engine %s cannot connect to itself", engine->name);
     }
     return KVX_OK;
 }
@@ -278,13 +275,11 @@ static kvx_status_t start_connect(kvx_engine_t *engine, kvx_peer_t *peer, unsign
     peer->conn = conn;
     peer->state = KVX_PEER_CONNECTING;
     peer->error = KVX_OK;
-    kvx_debug("engine %s: connecting to %s (timeout %u ms)", engine->name, peer->name,
-              timeout_ms);
+    kvx_debug("engine %s: connecting to %s (timeout %u ms)", engine->name, peer->name, timeout_ms);
     return KVX_OK;
 }
 
-static void link_event(void *ctx, void *peer_ctx, kvx_tp_conn_t *conn, int up,
-                       kvx_status_t status)
+static void link_event(void *ctx, void *peer_ctx, kvx_tp_conn_t *conn, int up, kvx_status_t status)
 {
     kvx_engine_t *engine = ctx;
     kvx_peer_t *peer = peer_ctx;
@@ -588,9 +583,8 @@ kvx_status_t kvx_engine_run_op(kvx_engine_t *engine, kvx_tp_conn_t *conn, kvx_tp
     return status;
 }
 
-kvx_status_t kvx_engine_remote_mem(kvx_engine_h engine, const char *remote,
-                                   kvx_remote_mem_t *mems, size_t max, size_t *count_p,
-                                   int timeout_ms)
+kvx_status_t kvx_engine_remote_mem(kvx_engine_h engine, const char *remote, kvx_remote_mem_t *mems,
+                                   size_t max, size_t *count_p, int timeout_ms)
 {
     kvx_error_clear();
     unsigned timeout = 0;

@@ -32,8 +32,8 @@ typedef struct kvx_peer {
     kvx_addr_t addr;
     kvx_peer_state_t state;
     kvx_status_t error;
-    kvx_tp_conn_t *conn;     /* while CONNECTING, CONNECTED, DISCONNECTING */
-    int connect_queued;      /* connect asked for while DISCONNECTING */
+    kvx_tp_conn_t *conn; /* while CONNECTING, CONNECTED, DISCONNECTING */
+    int connect_queued;  /* connect asked for while DISCONNECTING */
     unsigned queued_timeout_ms;
     kvx_wire_mem_entry_t *rtable; /* last memory table the remote sent */
     uint32_t rcount;
@@ -121,8 +121,7 @@ kvx_status_t kvx_mem_pin_remote_access(void *ctx, int write, const kvx_wire_desc
                                        uint32_t count, void **pin_p);
 void kvx_mem_unpin(kvx_engine_t *engine, kvx_pin_t *pin); /* engine->lock held */
 void kvx_mem_unpin_upcall(void *ctx, void *pin);
-kvx_status_t kvx_mem_table_upcall(void *ctx, kvx_wire_mem_entry_t **entries_p,
-                                  uint32_t *count_p);
+kvx_status_t kvx_mem_table_upcall(void *ctx, kvx_wire_mem_entry_t **entries_p, uint32_t *count_p);
 void kvx_mem_destroy_all(kvx_engine_t *engine);
 /* Check descriptors against a peer's cached table; refresh once on a miss. */
 kvx_status_t kvx_mem_check_remote(kvx_engine_t *engine, kvx_peer_t *peer, kvx_tp_conn_t *conn,

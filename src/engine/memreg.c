@@ -6,8 +6,8 @@
 
 #include "engine/engine_impl.h"
 
-#define KVX_MEM_PARAM_FIELDS_ALL                                                              \
-    (KVX_MEM_PARAM_FIELD_ADDRESS | KVX_MEM_PARAM_FIELD_LENGTH | KVX_MEM_PARAM_FIELD_TYPE |    \
+#define KVX_MEM_PARAM_FIELDS_ALL                                                                   \
+    (KVX_MEM_PARAM_FIELD_ADDRESS | KVX_MEM_PARAM_FIELD_LENGTH | KVX_MEM_PARAM_FIELD_TYPE |         \
      KVX_MEM_PARAM_FIELD_TAG | KVX_MEM_PARAM_FIELD_ACCESS)
 
 /* Index of the first registration whose end is above @p addr; engine->lock held. */
@@ -26,8 +26,7 @@ static size_t mem_lower_bound(kvx_engine_t *engine, uintptr_t addr)
     return lo;
 }
 
-kvx_status_t kvx_mem_register(kvx_engine_h engine, const kvx_mem_params_t *params,
-                              kvx_mem_h *mem_p)
+kvx_status_t kvx_mem_register(kvx_engine_h engine, const kvx_mem_params_t *params, kvx_mem_h *mem_p)
 {
     kvx_error_clear();
     if (engine == NULL || params == NULL || mem_p == NULL) {
@@ -47,9 +46,9 @@ kvx_status_t kvx_mem_register(kvx_engine_h engine, const kvx_mem_params_t *param
     }
     kvx_mem_type_t type =
         (params->field_mask & KVX_MEM_PARAM_FIELD_TYPE) ? params->mem_type : KVX_MEM_HOST;
-    kvx_mem_access_t access =
-        (params->field_mask & KVX_MEM_PARAM_FIELD_ACCESS) ? params->access
-                                                          : KVX_MEM_ACCESS_READ_WRITE;
+    kvx_mem_access_t access = (params->field_mask & KVX_MEM_PARAM_FIELD_ACCESS)
+                                  ? params->access
+                                  : KVX_MEM_ACCESS_READ_WRITE;
     uint64_t tag = (params->field_mask & KVX_MEM_PARAM_FIELD_TAG) ? params->tag : 0;
     if (type != KVX_MEM_HOST && type != KVX_MEM_DEVICE) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "mem_register: unknown memory type %d", type);
@@ -85,9 +84,9 @@ kvx_status_t kvx_mem_register(kvx_engine_h engine, const kvx_mem_params_t *param
             goto out;
         }
         if (m->addr < addr + len) {
-            status = KVX_FAIL(KVX_ERR_OVERLAP,
-                              "mem_register: %p+%zu overlaps registration 0x%lx+%zu",
-                              params->address, len, (unsigned long)m->addr, m->len);
+            status =
+                KVX_FAIL(KVX_ERR_OVERLAP, "mem_register: %p+%zu overlaps registration 0x%lx+%zu",
+                         params->address, len, (unsigned long)m->addr, m->len);
             goto out;
         }
     }
@@ -106,8 +105,8 @@ kvx_status_t kvx_mem_register(kvx_engine_h engine, const kvx_mem_params_t *param
         status = KVX_FAIL(KVX_ERR_NO_MEMORY, "mem_register: out of memory");
         goto out;
     }
-    *m = (struct kvx_mem){.addr = addr, .len = len, .type = type, .access = access, .tag = tag,
-                          .user_refs = 1};
+    *m = (struct kvx_mem){
+        .addr = addr, .len = len, .type = type, .access = access, .tag = tag, .user_refs = 1};
     memmove(&engine->mems[pos + 1], &engine->mems[pos],
             (engine->mem_count - pos) * sizeof(*engine->mems));
     engine->mems[pos] = m;
@@ -212,9 +211,8 @@ static kvx_status_t pin_ranges(kvx_engine_t *engine, int remote, int write,
             status = remote ? KVX_FAIL(KVX_ERR_REMOTE_ACCESS,
                                        "engine %s: peer asked to %s 0x%lx+%llu, not inside "
                                        "memory registered%s",
-                                       engine->name, write ? "write" : "read",
-                                       (unsigned long)addr, (unsigned long long)len,
-                                       write ? " read-write" : "")
+                                       engine->name, write ? "write" : "read", (unsigned long)addr,
+                                       (unsigned long long)len, write ? " read-write" : "")
                             : KVX_FAIL(KVX_ERR_INVALID_ADDRESS,
                                        "descriptor %zu: local range %p+%llu is not inside "
                                        "registered memory",
@@ -290,7 +288,9 @@ kvx_status_t kvx_mem_table_upcall(void *ctx, kvx_wire_mem_entry_t **entries_p, u
     }
     for (uint32_t i = 0; i < count; i++) {
         struct kvx_mem *m = engine->mems[i];
-        entries[i] = (kvx_wire_mem_entry_t){.addr = m->addr, .len = m->len, .tag = m->tag,
+        entries[i] = (kvx_wire_mem_entry_t){.addr = m->addr,
+                                            .len = m->len,
+                                            .tag = m->tag,
                                             .mem_type = (uint8_t)m->type,
                                             .access = (uint8_t)m->access};
     }
@@ -366,8 +366,8 @@ kvx_status_t kvx_mem_check_remote(kvx_engine_t *engine, kvx_peer_t *peer, kvx_tp
         query.mem_entries = NULL;
         bad = first_uncovered(peer, op, descs, count);
     } else {
-        status = KVX_FAIL(KVX_ERR_CONNECTION_LOST, "engine %s: link to %s replaced",
-                          engine->name, peer->name);
+        status = KVX_FAIL(KVX_ERR_CONNECTION_LOST, "engine %s: link to %s replaced", engine->name,
+                          peer->name);
     }
     pthread_mutex_unlock(&engine->lock);
     free(query.mem_entries);

@@ -15,8 +15,8 @@ kvx_status_t kvx_notify_send(kvx_engine_h engine, const char *remote, const char
     size_t name_len = strnlen(name, KVX_NOTIFY_NAME_MAX + 1);
     if (name_len > KVX_NOTIFY_NAME_MAX || msg_len > KVX_NOTIFY_MSG_MAX) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM,
-                        "notify_send: name (%zu) or message (%zu) over %d bytes", name_len,
-                        msg_len, KVX_NOTIFY_MSG_MAX);
+                        "notify_send: name (%zu) or message (%zu) over %d bytes", name_len, msg_len,
+                        KVX_NOTIFY_MSG_MAX);
     }
     unsigned timeout = 0;
     kvx_status_t status = kvx_engine_timeout(timeout_ms, engine->notify_timeout_ms, &timeout);
@@ -37,8 +37,8 @@ kvx_status_t kvx_notify_send(kvx_engine_h engine, const char *remote, const char
     status = kvx_engine_run_op(engine, conn, &op);
     engine->tp_ops->release(conn);
     if (status != KVX_OK) {
-        return KVX_FAIL(status, "engine %s: notification '%.64s' to %s failed", engine->name,
-                        name, remote);
+        return KVX_FAIL(status, "engine %s: notification '%.64s' to %s failed", engine->name, name,
+                        remote);
     }
     return KVX_OK;
 }
@@ -158,10 +158,10 @@ kvx_status_t kvx_notify_wait(kvx_engine_h engine, int timeout_ms)
     pthread_mutex_lock(&engine->lock);
     while (engine->notify_count == 0 && kvx_engine_wait(engine, deadline) != ETIMEDOUT) {
     }
-    kvx_status_t status = (engine->notify_count > 0)
-                              ? KVX_OK
-                              : KVX_FAIL(KVX_ERR_TIMEOUT, "no notification within %d ms",
-                                         timeout_ms);
+    kvx_status_t status =
+        (engine->notify_count > 0)
+            ? KVX_OK
+            : KVX_FAIL(KVX_ERR_TIMEOUT, "no notification within %d ms", timeout_ms);
     pthread_mutex_unlock(&engine->lock);
     return status;
 }

@@ -60,8 +60,8 @@ static void xfer_done(kvx_tp_op_t *op, kvx_status_t status)
                   : (status == KVX_ERR_TIMEOUT) ? KVX_XFER_TIMEOUT
                                                 : KVX_XFER_FAILED;
     if (status != KVX_OK) {
-        kvx_debug("engine %s: transfer %llu ended: %s", engine->name,
-                  (unsigned long long)xfer->id, kvx_status_string(status));
+        kvx_debug("engine %s: transfer %llu ended: %s", engine->name, (unsigned long long)xfer->id,
+                  kvx_status_string(status));
     }
     pthread_cond_broadcast(&engine->cond);
     pthread_mutex_unlock(&engine->lock);
@@ -71,8 +71,8 @@ static void xfer_done(kvx_tp_op_t *op, kvx_status_t status)
  * the caller owns *xfer_p (pinned, not yet submitted) and a link reference. */
 static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_op_t op,
                                  const kvx_xfer_desc_t *descs, size_t count,
-                                 const kvx_xfer_params_t *params, int async,
-                                 kvx_xfer_t **xfer_p, kvx_tp_conn_t **conn_p)
+                                 const kvx_xfer_params_t *params, int async, kvx_xfer_t **xfer_p,
+                                 kvx_tp_conn_t **conn_p)
 {
     kvx_status_t status;
     unsigned timeout = engine->transfer_timeout_ms;
@@ -138,8 +138,7 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
         return status;
     }
     if ((status = kvx_mem_pin_local(engine, descs, count, &xfer->local_pin)) != KVX_OK ||
-        (status = kvx_mem_check_remote(engine, peer, conn, op, descs, count, deadline)) !=
-            KVX_OK) {
+        (status = kvx_mem_check_remote(engine, peer, conn, op, descs, count, deadline)) != KVX_OK) {
         pthread_mutex_lock(&engine->lock);
         kvx_mem_unpin(engine, xfer->local_pin);
         pthread_mutex_unlock(&engine->lock);
@@ -181,8 +180,8 @@ kvx_status_t kvx_xfer_sync(kvx_engine_h engine, const char *remote, kvx_op_t op,
     pthread_mutex_unlock(&engine->lock);
     xfer_free(xfer);
     if (status != KVX_OK) {
-        return KVX_FAIL(status, "engine %s: %s of %zu descriptor(s) with %s failed",
-                        engine->name, op == KVX_OP_READ ? "read" : "write", count, remote);
+        return KVX_FAIL(status, "engine %s: %s of %zu descriptor(s) with %s failed", engine->name,
+                        op == KVX_OP_READ ? "read" : "write", count, remote);
     }
     return KVX_OK;
 }
@@ -291,8 +290,7 @@ kvx_status_t kvx_xfer_wait(kvx_engine_h engine, kvx_xfer_id_t id, int timeout_ms
         xfer = xfer_lookup(engine, id); /* another thread may have reaped it */
     }
     if (xfer == NULL) {
-        status = KVX_FAIL(KVX_ERR_NOT_FOUND,
-                          "transfer %llu unknown or already reported finished",
+        status = KVX_FAIL(KVX_ERR_NOT_FOUND, "transfer %llu unknown or already reported finished",
                           (unsigned long long)id);
         *state_p = KVX_XFER_FAILED;
     } else {

@@ -21,8 +21,8 @@
 
 #define KVX_KV_PARAM_FIELDS_ALL (KVX_BIT(10) - 1)
 #define DEFAULT_SYNC_TIMEOUT_MS 10000u
-#define DEFAULT_TABLE_CAPACITY (1u << 20)
-#define TABLE_READ_TRIES 8
+#define DEFAULT_TABLE_CAPACITY  (1u << 20)
+#define TABLE_READ_TRIES        8
 
 typedef struct kv_cache {
     struct kv_cache *next;
@@ -93,9 +93,9 @@ static kvx_status_t register_region(kvx_engine_h engine, void *addr, size_t len,
                                     kvx_mem_type_t type, uint64_t tag, kvx_mem_access_t access,
                                     kvx_mem_h *mem_p)
 {
-    kvx_mem_params_t mp = {.field_mask = KVX_MEM_PARAM_FIELD_ADDRESS |
-                                         KVX_MEM_PARAM_FIELD_LENGTH | KVX_MEM_PARAM_FIELD_TYPE |
-                                         KVX_MEM_PARAM_FIELD_TAG | KVX_MEM_PARAM_FIELD_ACCESS,
+    kvx_mem_params_t mp = {.field_mask = KVX_MEM_PARAM_FIELD_ADDRESS | KVX_MEM_PARAM_FIELD_LENGTH |
+                                         KVX_MEM_PARAM_FIELD_TYPE | KVX_MEM_PARAM_FIELD_TAG |
+                                         KVX_MEM_PARAM_FIELD_ACCESS,
                            .address = addr,
                            .length = len,
                            .mem_type = type,
@@ -120,7 +120,8 @@ static kvx_status_t publish(kvx_kv_h kv)
         entries[i] = (kvx_kv_table_entry_t){
             .cache_id = c->id, .placement = c->placement, .geom = c->geom, .addrs = c->addrs};
     }
-    kvx_status_t status = kvx_kv_table_publish(kv->table, kv->table_cap, kv->cluster_id, entries, n);
+    kvx_status_t status =
+        kvx_kv_table_publish(kv->table, kv->table_cap, kv->cluster_id, entries, n);
     free(entries);
     return status;
 }
@@ -128,9 +129,9 @@ static kvx_status_t publish(kvx_kv_h kv)
 /* Register the table and every cache with @p engine. kv->lock held. */
 static kvx_status_t register_all(kvx_kv_h kv, kvx_engine_h engine)
 {
-    kvx_status_t status = register_region(engine, kv->table, kv->table_cap, KVX_MEM_HOST,
-                                          KVX_KV_TABLE_TAG, KVX_MEM_ACCESS_READ_ONLY,
-                                          &kv->table_mem);
+    kvx_status_t status =
+        register_region(engine, kv->table, kv->table_cap, KVX_MEM_HOST, KVX_KV_TABLE_TAG,
+                        KVX_MEM_ACCESS_READ_ONLY, &kv->table_mem);
     for (kv_cache_t *c = kv->caches; c != NULL && status == KVX_OK; c = c->next) {
         for (uint32_t t = 0; t < c->geom.num_tensors && status == KVX_OK; t++) {
             status = register_region(engine, (void *)(uintptr_t)c->addrs[t], c->geom.tensor_size,
@@ -175,8 +176,8 @@ kvx_status_t kvx_kv_create(const kvx_kv_params_t *params, kvx_kv_h *kv_p)
     size_t cap = (mask & KVX_KV_PARAM_FIELD_TABLE_CAPACITY) ? params->table_capacity
                                                             : DEFAULT_TABLE_CAPACITY;
     if (cap < 4096 || cap > (64u << 20)) {
-        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: table_capacity %zu outside 4 KiB..64 MiB",
-                        cap);
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM,
+                        "kv_create: table_capacity %zu outside 4 KiB..64 MiB", cap);
     }
     if ((mask & KVX_KV_PARAM_FIELD_STAGING_POOL) &&
         ((params->staging_buffers == 0) != (params->staging_buffer_size == 0) ||
@@ -186,7 +187,7 @@ kvx_status_t kvx_kv_create(const kvx_kv_params_t *params, kvx_kv_h *kv_p)
                         "neither");
     }
     unsigned timeout = (mask & KVX_KV_PARAM_FIELD_SYNC_TIMEOUT) ? params->sync_timeout_ms
-                                                               : DEFAULT_SYNC_TIMEOUT_MS;
+                                                                : DEFAULT_SYNC_TIMEOUT_MS;
     if (timeout == 0 || timeout > 3600000u) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: sync_timeout_ms %u outside 1..3600000",
                         timeout);
@@ -202,8 +203,8 @@ kvx_status_t kvx_kv_create(const kvx_kv_params_t *params, kvx_kv_h *kv_p)
     kv->device_id = device;
     kv->sync_timeout_ms = timeout;
     kv->io_threads = (mask & KVX_KV_PARAM_FIELD_IO_THREADS) ? params->io_threads : 1;
-    kv->switch_role_enable = (mask & KVX_KV_PARAM_FIELD_SWITCH_ROLE) ? params->switch_role_enable
-                                                                    : 1;
+    kv->switch_role_enable =
+        (mask & KVX_KV_PARAM_FIELD_SWITCH_ROLE) ? params->switch_role_enable : 1;
     kv->next_cache_id = 1;
     kv->table_cap = cap;
     kv->table = calloc(1, cap);
@@ -228,7 +229,9 @@ kvx_status_t kvx_kv_create(const kvx_kv_params_t *params, kvx_kv_h *kv_p)
         return status;
     }
     kvx_info("kv: cluster %llu (%s) at %s", (unsigned long long)kv->cluster_id,
-             role == KVX_KV_ROLE_PROMPT ? "prompt" : role == KVX_KV_ROLE_DECODER ? "decoder" : "mix",
+             role == KVX_KV_ROLE_PROMPT    ? "prompt"
+             : role == KVX_KV_ROLE_DECODER ? "decoder"
+                                           : "mix",
              kvx_engine_name(kv->engine));
     *kv_p = kv;
     return KVX_OK;
@@ -352,9 +355,9 @@ static kvx_status_t cache_add(kvx_kv_h kv, const kvx_kv_cache_desc_t *desc,
     if (status == KVX_OK) {
         c->id = kv->next_cache_id;
         for (uint32_t t = 0; t < geom.num_tensors && status == KVX_OK; t++) {
-            status = register_region(kv->engine, (void *)(uintptr_t)c->addrs[t],
-                                     geom.tensor_size, placement, (uint64_t)c->id,
-                                     KVX_MEM_ACCESS_READ_WRITE, &c->mems[t]);
+            status =
+                register_region(kv->engine, (void *)(uintptr_t)c->addrs[t], geom.tensor_size,
+                                placement, (uint64_t)c->id, KVX_MEM_ACCESS_READ_WRITE, &c->mems[t]);
         }
         if (status == KVX_OK) {
             c->next = kv->caches;
@@ -430,8 +433,8 @@ static kvx_status_t cache_remove(kvx_kv_h kv, int64_t id, int allocated)
                           c->allocated ? "allocated" : "registered",
                           c->allocated ? "kvx_kv_cache_deallocate" : "kvx_kv_cache_unregister");
     } else if (c->busy > 0) {
-        status = KVX_FAIL(KVX_ERR_BUSY, "cache %lld is used by %u transfer(s)", (long long)id,
-                          c->busy);
+        status =
+            KVX_FAIL(KVX_ERR_BUSY, "cache %lld is used by %u transfer(s)", (long long)id, c->busy);
     } else {
         /* Unpublish first so peers stop finding it, then drop the memory. */
         *pp = c->next;
@@ -506,8 +509,8 @@ static kv_link_t *link_find(kvx_kv_h kv, uint64_t cluster_id)
 }
 
 /* Read a remote's cache table (retrying torn copies). */
-static kvx_status_t read_table(kvx_engine_h engine, const char *remote, uint64_t addr,
-                               size_t len, int timeout_ms, uint64_t *cluster_p,
+static kvx_status_t read_table(kvx_engine_h engine, const char *remote, uint64_t addr, size_t len,
+                               int timeout_ms, uint64_t *cluster_p,
                                kvx_kv_table_entry_t **entries_p, size_t *count_p)
 {
     size_t want = len < KVX_KV_TABLE_FIRST_READ ? len : KVX_KV_TABLE_FIRST_READ;
@@ -613,8 +616,7 @@ static kvx_status_t link_setup(kvx_kv_h kv, const kvx_kv_cluster_t *cl, int time
                         &cluster, &link->caches, &link->ncaches);
     if (status == KVX_OK && cluster != cl->remote_cluster_id) {
         status = KVX_FAIL(KVX_ERR_CLUSTER_MISMATCH, "%s is cluster %llu, not %llu", cl->remote,
-                          (unsigned long long)cluster,
-                          (unsigned long long)cl->remote_cluster_id);
+                          (unsigned long long)cluster, (unsigned long long)cl->remote_cluster_id);
     }
     if (status != KVX_OK) {
         kvx_kv_table_free(link->caches, link->ncaches);
@@ -672,8 +674,7 @@ kvx_status_t kvx_kv_link(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t c
             kv_link_t *link = NULL;
             if (s == KVX_OK) {
                 now = now_ms();
-                s = link_setup(kv, &clusters[i], now < deadline ? (int)(deadline - now) : 1,
-                               &link);
+                s = link_setup(kv, &clusters[i], now < deadline ? (int)(deadline - now) : 1, &link);
             }
             if (s == KVX_OK) {
                 pthread_mutex_lock(&kv->lock);
@@ -691,8 +692,7 @@ kvx_status_t kvx_kv_link(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t c
                 } else {
                     kvx_info("kv: cluster %llu linked to cluster %llu at %s",
                              (unsigned long long)kv->cluster_id,
-                             (unsigned long long)clusters[i].remote_cluster_id,
-                             clusters[i].remote);
+                             (unsigned long long)clusters[i].remote_cluster_id, clusters[i].remote);
                 }
             } else if (s != KVX_ERR_ALREADY_LINKED) {
                 KVX_KEEP_ERROR(kvx_engine_disconnect(kv->engine, clusters[i].remote, 1000));
@@ -819,7 +819,9 @@ kvx_status_t kvx_kv_set_role(kvx_kv_h kv, kvx_kv_role_t role, const char *listen
     }
     kv->role = role;
     kvx_info("kv: cluster %llu is now %s at %s", (unsigned long long)kv->cluster_id,
-             role == KVX_KV_ROLE_PROMPT ? "prompt" : role == KVX_KV_ROLE_DECODER ? "decoder" : "mix",
+             role == KVX_KV_ROLE_PROMPT    ? "prompt"
+             : role == KVX_KV_ROLE_DECODER ? "decoder"
+                                           : "mix",
              kvx_engine_name(kv->engine));
     return KVX_OK;
 }
@@ -851,7 +853,7 @@ static const kvx_kv_table_entry_t *remote_find(kv_link_t *link, int64_t id)
 }
 
 typedef struct kv_xfer {
-    int pull;   /* remote is the source */
+    int pull; /* remote is the source */
     int blocks;
     const kvx_kv_remote_cache_t *remote;
     int64_t local_id;
@@ -893,8 +895,7 @@ static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
         const kvx_kv_table_entry_t *rc = remote_find(link, x->remote->cache_id);
         if (rc == NULL) {
             if (attempt > 0) {
-                status = KVX_FAIL(KVX_ERR_REMOTE_CACHE_NOT_FOUND,
-                                  "cluster %llu has no cache %lld",
+                status = KVX_FAIL(KVX_ERR_REMOTE_CACHE_NOT_FOUND, "cluster %llu has no cache %lld",
                                   (unsigned long long)x->remote->cluster_id,
                                   (long long)x->remote->cache_id);
                 break;
@@ -943,8 +944,8 @@ static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
                 for (size_t off = 0; off < n && status == KVX_OK; off += KVX_XFER_MAX_DESCS) {
                     size_t chunk = n - off < KVX_XFER_MAX_DESCS ? n - off : KVX_XFER_MAX_DESCS;
                     status = kvx_xfer_sync(kv->engine, link->remote,
-                                           x->pull ? KVX_OP_READ : KVX_OP_WRITE, descs + off,
-                                           chunk, &xp);
+                                           x->pull ? KVX_OP_READ : KVX_OP_WRITE, descs + off, chunk,
+                                           &xp);
                 }
                 free(descs);
             }
@@ -957,10 +958,9 @@ static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
             if (refreshed == KVX_OK) {
                 pthread_mutex_lock(&kv->lock);
                 if (remote_find(link, x->remote->cache_id) == NULL) {
-                    status = KVX_FAIL(KVX_ERR_REMOTE_CACHE_NOT_FOUND,
-                                      "cluster %llu no longer has cache %lld",
-                                      (unsigned long long)x->remote->cluster_id,
-                                      (long long)x->remote->cache_id);
+                    status = KVX_FAIL(
+                        KVX_ERR_REMOTE_CACHE_NOT_FOUND, "cluster %llu no longer has cache %lld",
+                        (unsigned long long)x->remote->cluster_id, (long long)x->remote->cache_id);
                 }
                 pthread_mutex_unlock(&kv->lock);
             }
@@ -985,7 +985,10 @@ kvx_status_t kvx_kv_pull_cache(kvx_kv_h kv, const kvx_kv_remote_cache_t *src, in
     if (kv == NULL) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "pull_cache: NULL instance");
     }
-    kv_xfer_t x = {.pull = 1, .remote = src, .local_id = cache_id, .local_entry = batch_index,
+    kv_xfer_t x = {.pull = 1,
+                   .remote = src,
+                   .local_id = cache_id,
+                   .local_entry = batch_index,
                    .params = params};
     return remote_xfer(kv, &x);
 }
@@ -999,21 +1002,29 @@ kvx_status_t kvx_kv_pull_blocks(kvx_kv_h kv, const kvx_kv_remote_cache_t *src, i
     if (kv == NULL) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "pull_blocks: NULL instance");
     }
-    kv_xfer_t x = {.pull = 1, .blocks = 1, .remote = src, .local_id = cache_id,
-                   .src_blocks = src_blocks, .src_count = src_count, .dst_blocks = dst_blocks,
-                   .dst_count = dst_count, .params = params};
+    kv_xfer_t x = {.pull = 1,
+                   .blocks = 1,
+                   .remote = src,
+                   .local_id = cache_id,
+                   .src_blocks = src_blocks,
+                   .src_count = src_count,
+                   .dst_blocks = dst_blocks,
+                   .dst_count = dst_count,
+                   .params = params};
     return remote_xfer(kv, &x);
 }
 
 kvx_status_t kvx_kv_push_cache(kvx_kv_h kv, int64_t cache_id, uint32_t batch_index,
-                               const kvx_kv_remote_cache_t *dst,
-                               const kvx_kv_xfer_params_t *params)
+                               const kvx_kv_remote_cache_t *dst, const kvx_kv_xfer_params_t *params)
 {
     kvx_error_clear();
     if (kv == NULL) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "push_cache: NULL instance");
     }
-    kv_xfer_t x = {.pull = 0, .remote = dst, .local_id = cache_id, .local_entry = batch_index,
+    kv_xfer_t x = {.pull = 0,
+                   .remote = dst,
+                   .local_id = cache_id,
+                   .local_entry = batch_index,
                    .params = params};
     return remote_xfer(kv, &x);
 }
@@ -1027,9 +1038,15 @@ kvx_status_t kvx_kv_push_blocks(kvx_kv_h kv, int64_t cache_id, const kvx_kv_remo
     if (kv == NULL) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "push_blocks: NULL instance");
     }
-    kv_xfer_t x = {.pull = 0, .blocks = 1, .remote = dst, .local_id = cache_id,
-                   .src_blocks = src_blocks, .src_count = src_count, .dst_blocks = dst_blocks,
-                   .dst_count = dst_count, .params = params};
+    kv_xfer_t x = {.pull = 0,
+                   .blocks = 1,
+                   .remote = dst,
+                   .local_id = cache_id,
+                   .src_blocks = src_blocks,
+                   .src_count = src_count,
+                   .dst_blocks = dst_blocks,
+                   .dst_count = dst_count,
+                   .params = params};
     return remote_xfer(kv, &x);
 }
 

@@ -5,8 +5,8 @@
 
 #include "util/error.h"
 
-#define KVX_KV_XFER_FIELDS_ALL                                                                \
-    (KVX_KV_XFER_FIELD_LAYERS | KVX_KV_XFER_FIELD_TENSORS_PER_LAYER | KVX_KV_XFER_FIELD_SIZE | \
+#define KVX_KV_XFER_FIELDS_ALL                                                                     \
+    (KVX_KV_XFER_FIELD_LAYERS | KVX_KV_XFER_FIELD_TENSORS_PER_LAYER | KVX_KV_XFER_FIELD_SIZE |     \
      KVX_KV_XFER_FIELD_TIMEOUT)
 
 size_t kvx_dtype_size(kvx_dtype_t dtype)
@@ -118,14 +118,13 @@ static kvx_status_t select_tensors(const kvx_kv_plan_req_t *req, uint32_t *src_f
         }
         uint32_t layers = g[i]->num_tensors / tnpl;
         if (first[i] > last[i] || last[i] >= layers) {
-            return KVX_FAIL(KVX_ERR_LAYER_RANGE, "%s layer range [%u, %u] outside 0..%u",
-                            side[i], first[i], last[i], layers - 1);
+            return KVX_FAIL(KVX_ERR_LAYER_RANGE, "%s layer range [%u, %u] outside 0..%u", side[i],
+                            first[i], last[i], layers - 1);
         }
     }
     if (last[0] - first[0] != last[1] - first[1]) {
-        return KVX_FAIL(KVX_ERR_LAYER_RANGE,
-                        "layer ranges differ in length: [%u, %u] vs [%u, %u]", first[0], last[0],
-                        first[1], last[1]);
+        return KVX_FAIL(KVX_ERR_LAYER_RANGE, "layer ranges differ in length: [%u, %u] vs [%u, %u]",
+                        first[0], last[0], first[1], last[1]);
     }
     *src_first = first[0] * tnpl;
     *dst_first = first[1] * tnpl;
@@ -194,8 +193,8 @@ kvx_status_t kvx_kv_plan(const kvx_kv_plan_req_t *req, kvx_kv_span_t **spans_p, 
         }
         if ((status = check_blocks("source", req->src_blocks, req->src_count, src->entries)) !=
                 KVX_OK ||
-            (status = check_blocks("destination", req->dst_blocks, req->dst_count,
-                                   dst->entries)) != KVX_OK) {
+            (status = check_blocks("destination", req->dst_blocks, req->dst_count, dst->entries)) !=
+                KVX_OK) {
             return status;
         }
         runs = 1;
@@ -217,8 +216,8 @@ kvx_status_t kvx_kv_plan(const kvx_kv_plan_req_t *req, kvx_kv_span_t **spans_p, 
         uint64_t sbase = src->addrs[src_first + t];
         uint64_t dbase = dst->addrs[dst_first + t];
         if (!req->blocks) {
-            spans[n++] = (kvx_kv_span_t){sbase + req->src_entry * S, dbase + req->dst_entry * S,
-                                         len};
+            spans[n++] =
+                (kvx_kv_span_t){sbase + req->src_entry * S, dbase + req->dst_entry * S, len};
             continue;
         }
         size_t k = 0;

@@ -14,9 +14,9 @@ typedef struct kvx_kv_geom {
     kvx_dtype_t dtype;
     uint32_t ndims;
     int64_t dims[KVX_KV_MAX_DIMS];
-    uint64_t tensor_size; /* bytes of one tensor */
-    uint64_t entries;     /* dims[0]: batch entries or blocks */
-    uint64_t entry_size;  /* tensor_size / entries */
+    uint64_t tensor_size;  /* bytes of one tensor */
+    uint64_t entries;      /* dims[0]: batch entries or blocks */
+    uint64_t entry_size;   /* tensor_size / entries */
     const uint64_t *addrs; /* num_tensors tensor addresses */
 } kvx_kv_geom_t;
 

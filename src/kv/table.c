@@ -33,8 +33,7 @@ static uint64_t get64(const uint8_t *p)
 
 static uint32_t get32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static uint64_t fnv1a(const uint8_t *p, size_t n)
@@ -124,8 +123,7 @@ void kvx_kv_table_free(kvx_kv_table_entry_t *entries, size_t count)
 }
 
 kvx_status_t kvx_kv_table_parse(const uint8_t *buf, size_t len, uint64_t *cluster_id_p,
-                                kvx_kv_table_entry_t **entries_p, size_t *count_p,
-                                size_t *need_p)
+                                kvx_kv_table_entry_t **entries_p, size_t *count_p, size_t *need_p)
 {
     *need_p = 0;
     if (len < KVX_KV_TABLE_HDR + 8) {

@@ -42,8 +42,7 @@ kvx_status_t kvx_kv_table_publish(uint8_t *region, size_t cap, uint64_t cluster_
  * bytes. KVX_ERR_PROTOCOL: malformed. On KVX_OK *entries_p is malloc()ed
  * (free with kvx_kv_table_free). */
 kvx_status_t kvx_kv_table_parse(const uint8_t *buf, size_t len, uint64_t *cluster_id_p,
-                                kvx_kv_table_entry_t **entries_p, size_t *count_p,
-                                size_t *need_p);
+                                kvx_kv_table_entry_t **entries_p, size_t *count_p, size_t *need_p);
 
 void kvx_kv_table_free(kvx_kv_table_entry_t *entries, size_t count);
 

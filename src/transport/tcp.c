@@ -30,12 +30,12 @@
 #include "util/error.h"
 #include "util/time.h"
 
-#define RBUF_SIZE (256 * 1024)
-#define IOV_BATCH 1024                       /* the kernel's IOV_MAX */
-#define READ_BUDGET (8u << 20)              /* bytes per connection per wakeup */
-#define TICK_NS (5ull * 1000000ull)          /* deadline scan period */
+#define RBUF_SIZE            (256 * 1024)
+#define IOV_BATCH            1024                /* the kernel's IOV_MAX */
+#define READ_BUDGET          (8u << 20)          /* bytes per connection per wakeup */
+#define TICK_NS              (5ull * 1000000ull) /* deadline scan period */
 #define HANDSHAKE_TIMEOUT_NS (10000ull * 1000000ull)
-#define DIRECT_READ_MIN 4096                 /* smaller payload goes via rbuf */
+#define DIRECT_READ_MIN      4096 /* smaller payload goes via rbuf */
 
 typedef struct tcp_thread tcp_thread_t;
 
@@ -55,7 +55,7 @@ typedef struct frame {
     uint64_t seq;
     uint8_t resp_type;
     kvx_tp_op_t *op;
-    size_t first;     /* READ: descriptors op->descs[first .. first+n) */
+    size_t first; /* READ: descriptors op->descs[first .. first+n) */
     size_t n;
     uint64_t payload; /* READ: bytes expected */
 } frame_t;
@@ -92,8 +92,8 @@ struct kvx_tp_conn {
     int piovcnt, piov_idx;
     uint64_t premaining;
     int pdiscard;
-    frame_t *pframe;     /* initiator: READ_RESP being received */
-    void *ppin;          /* target: WRITE_REQ memory pinned */
+    frame_t *pframe; /* initiator: READ_RESP being received */
+    void *ppin;      /* target: WRITE_REQ memory pinned */
     kvx_status_t pstatus;
     uint64_t pseq;
     kvx_wire_desc_t *wdescs;
@@ -202,8 +202,7 @@ static kvx_status_t thread_post(tcp_thread_t *th, kvx_tp_conn_t *conn, kvx_statu
 
 static void conn_set_events(kvx_tp_conn_t *conn, int op)
 {
-    struct epoll_event ev = {.events = EPOLLIN | (conn->want_out ? EPOLLOUT : 0),
-                             .data.ptr = conn};
+    struct epoll_event ev = {.events = EPOLLIN | (conn->want_out ? EPOLLOUT : 0), .data.ptr = conn};
     if (epoll_ctl(conn->th->epfd, op, conn->fd, &ev) != 0 && op != EPOLL_CTL_DEL) {
         kvx_error("tcp: epoll_ctl on fd %d failed: %m", conn->fd);
     }
@@ -636,8 +635,8 @@ static int reply_status(kvx_tp_conn_t *conn, uint8_t type, uint64_t seq, kvx_sta
     return conn_reply(conn, item);
 }
 
-static void payload_begin(kvx_tp_conn_t *conn, const kvx_wire_desc_t *wd,
-                          const kvx_xfer_desc_t *ld, size_t n, uint64_t total, int discard)
+static void payload_begin(kvx_tp_conn_t *conn, const kvx_wire_desc_t *wd, const kvx_xfer_desc_t *ld,
+                          size_t n, uint64_t total, int discard)
 {
     conn->stage = R_PAYLOAD;
     conn->premaining = total;
@@ -764,8 +763,8 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
             }
             return -1;
         }
-        kvx_wire_hdr_t out = {.type = KVX_WIRE_READ_RESP, .status = status, .seq = hdr->seq,
-                              .body_len = 8};
+        kvx_wire_hdr_t out = {
+            .type = KVX_WIRE_READ_RESP, .status = status, .seq = hdr->seq, .body_len = 8};
         kvx_wire_encode_hdr(buf, &out);
         kvx_wire_encode_u64(buf + KVX_WIRE_HDR_SIZE, status == KVX_OK ? total : 0);
         if (status == KVX_OK) {
@@ -795,8 +794,7 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
         status = tp->up.mem_table(tp->up.ctx, &entries, &count);
         uint8_t *out;
         send_item_t *item = item_frame(KVX_WIRE_MEM_TABLE, status, hdr->seq,
-                                       kvx_wire_mem_table_size(status == KVX_OK ? count : 0),
-                                       &out);
+                                       kvx_wire_mem_table_size(status == KVX_OK ? count : 0), &out);
         if (item != NULL) {
             kvx_wire_encode_mem_table(out, entries, status == KVX_OK ? count : 0);
         }
@@ -829,8 +827,7 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
             conn_fail(conn, status, 0);
             return 1;
         }
-        if (!expected ||
-            kvx_wire_decode_hello(body, hdr->body_len, &instance, name) != KVX_OK) {
+        if (!expected || kvx_wire_decode_hello(body, hdr->body_len, &instance, name) != KVX_OK) {
             kvx_warn("tcp: bad or unexpected hello reply");
             return -1;
         }
@@ -870,8 +867,7 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
         if (kvx_wire_decode_read_resp(body, hdr->body_len, &payload) != KVX_OK ||
             payload != (status == KVX_OK ? fr->payload : 0)) {
             kvx_warn("tcp: read response from %s announces %llu bytes, expected %llu",
-                     conn->peer_name, (unsigned long long)payload,
-                     (unsigned long long)fr->payload);
+                     conn->peer_name, (unsigned long long)payload, (unsigned long long)fr->payload);
             frame_complete(conn, fr, KVX_ERR_PROTOCOL);
             return -1;
         }
@@ -946,12 +942,12 @@ static int conn_parse(kvx_tp_conn_t *conn)
             }
             kvx_status_t status = kvx_wire_decode_hdr(p, avail, &conn->rhdr);
             if (status != KVX_OK) {
-                kvx_warn("tcp: bad frame from %s: %s", conn->peer_name[0] ? conn->peer_name : "peer",
-                         kvx_last_error());
+                kvx_warn("tcp: bad frame from %s: %s",
+                         conn->peer_name[0] ? conn->peer_name : "peer", kvx_last_error());
                 if (status == KVX_ERR_VERSION_MISMATCH && !conn->outgoing &&
                     conn->state == C_HELLO) {
-                    send_item_t *item = item_frame(KVX_WIRE_HELLO_ACK, KVX_ERR_VERSION_MISMATCH,
-                                                   0, 0, NULL);
+                    send_item_t *item =
+                        item_frame(KVX_WIRE_HELLO_ACK, KVX_ERR_VERSION_MISMATCH, 0, 0, NULL);
                     if (item != NULL) {
                         item->close_after = 1;
                         conn_reply(conn, item);
@@ -1170,8 +1166,7 @@ static void conn_event(kvx_tp_conn_t *conn, uint32_t events)
                                : (errno == 0)    ? KVX_ERR_CONNECTION_LOST
                                                  : errno_status(errno);
             if (conn->outgoing || conn->state == C_READY) {
-                kvx_debug("tcp: link with %s closed: %s", conn->peer_name,
-                          kvx_status_string(why));
+                kvx_debug("tcp: link with %s closed: %s", conn->peer_name, kvx_status_string(why));
             }
             conn_fail(conn, why, 0);
             return;
@@ -1348,8 +1343,7 @@ static kvx_status_t listen_on(kvx_tp_t *tp, const kvx_addr_t *addr)
     if (addr->sa.ss_family == AF_INET6) {
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     }
-    if (bind(fd, (const struct sockaddr *)&addr->sa, addr->sa_len) != 0 ||
-        listen(fd, 1024) != 0) {
+    if (bind(fd, (const struct sockaddr *)&addr->sa, addr->sa_len) != 0 || listen(fd, 1024) != 0) {
         int err = errno;
         char name[KVX_ENGINE_NAME_MAX];
         kvx_addr_format(addr, name, sizeof(name));

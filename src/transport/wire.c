@@ -318,8 +318,8 @@ kvx_status_t kvx_wire_decode_mem_table(const uint8_t *body, size_t len,
     uint32_t count = get_u32(body);
     if (count > KVX_WIRE_MAX_MEM_ENTRIES || get_u32(body + 4) != 0 ||
         len != kvx_wire_mem_table_size(count)) {
-        return KVX_FAIL(KVX_ERR_PROTOCOL, "memory table: %u entries do not fit body of %zu",
-                        count, len);
+        return KVX_FAIL(KVX_ERR_PROTOCOL, "memory table: %u entries do not fit body of %zu", count,
+                        len);
     }
     const uint8_t *p = body + 8;
     uint64_t prev_end = 0;

@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KVX_WIRE_MAGIC 0x3158564bu /* "KVX1" */
-#define KVX_WIRE_VERSION 1
+#define KVX_WIRE_MAGIC    0x3158564bu /* "KVX1" */
+#define KVX_WIRE_VERSION  1
 #define KVX_WIRE_HDR_SIZE 32
 
 /* Most descriptors in one READ_REQ or WRITE_REQ frame; longer transfers
@@ -41,8 +41,8 @@ typedef enum kvx_wire_type {
 
 typedef struct kvx_wire_hdr {
     uint8_t type;
-    int32_t status;  /* kvx_status_t in responses, 0 in requests */
-    uint64_t seq;    /* chosen by the requester, echoed in the response */
+    int32_t status; /* kvx_status_t in responses, 0 in requests */
+    uint64_t seq;   /* chosen by the requester, echoed in the response */
     uint64_t body_len;
 } kvx_wire_hdr_t;
 
@@ -59,11 +59,11 @@ typedef struct kvx_wire_mem_entry {
     uint8_t access;   /* kvx_mem_access_t */
 } kvx_wire_mem_entry_t;
 
-#define KVX_WIRE_DESC_SIZE 16
+#define KVX_WIRE_DESC_SIZE      16
 #define KVX_WIRE_DESCS_HDR_SIZE 8
 #define KVX_WIRE_MEM_ENTRY_SIZE 32
-#define KVX_WIRE_HELLO_FIXED 16
-#define KVX_WIRE_NOTIFY_FIXED 8
+#define KVX_WIRE_HELLO_FIXED    16
+#define KVX_WIRE_NOTIFY_FIXED   8
 
 /* Largest body any frame may carry (MEM_TABLE). */
 #define KVX_WIRE_MAX_BODY (8 + (size_t)KVX_WIRE_MEM_ENTRY_SIZE * KVX_WIRE_MAX_MEM_ENTRIES)
@@ -106,8 +106,7 @@ kvx_status_t kvx_wire_decode_notify(const uint8_t *body, size_t len, const char 
 
 /* MEM_TABLE body: u32 count, u32 0, count x 32-byte entries */
 size_t kvx_wire_mem_table_size(uint32_t count);
-void kvx_wire_encode_mem_table(uint8_t *out, const kvx_wire_mem_entry_t *entries,
-                               uint32_t count);
+void kvx_wire_encode_mem_table(uint8_t *out, const kvx_wire_mem_entry_t *entries, uint32_t count);
 /* Decodes up to @p max entries; checks types, access, no wrap, sorted and
  * non-overlapping. @p count_p gets the number in the frame. */
 kvx_status_t kvx_wire_decode_mem_table(const uint8_t *body, size_t len,

@@ -110,8 +110,7 @@ void kvx_addr_format(const kvx_addr_t *addr, char *buf, size_t len)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&addr->sa)->sin6_addr, host,
                   sizeof(host));
     } else {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)&addr->sa)->sin_addr, host,
-                  sizeof(host));
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&addr->sa)->sin_addr, host, sizeof(host));
     }
     if (addr->has_port) {
         snprintf(buf, len, v6 ? "[%s]:%d" : "%s:%d", host, addr->port);

@@ -14,12 +14,12 @@ void kvx_error_restore(const char *saved);
 
 /* Run a cleanup call that goes through the public API (which resets the
  * detail) without losing the detail of the failure being reported. */
-#define KVX_KEEP_ERROR(stmt)                                                 \
-    do {                                                                     \
-        char kvx_saved_error_[512];                                          \
-        snprintf(kvx_saved_error_, sizeof(kvx_saved_error_), "%s", kvx_last_error()); \
-        stmt;                                                                \
-        kvx_error_restore(kvx_saved_error_);                                 \
+#define KVX_KEEP_ERROR(stmt)                                                                       \
+    do {                                                                                           \
+        char kvx_saved_error_[512];                                                                \
+        snprintf(kvx_saved_error_, sizeof(kvx_saved_error_), "%s", kvx_last_error());              \
+        stmt;                                                                                      \
+        kvx_error_restore(kvx_saved_error_);                                                       \
     } while (0)
 
 /* True if @p status is in the status table (peers may send anything). */

@@ -50,8 +50,8 @@ int kvx_log_level_init(void)
     int level = parse_level(getenv("KVX_LOG_LEVEL"));
     int expected = -2;
     /* A level set explicitly before first use wins over the environment. */
-    if (!__atomic_compare_exchange_n(&kvx_log_level_current, &expected, level, 0,
-                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    if (!__atomic_compare_exchange_n(&kvx_log_level_current, &expected, level, 0, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED)) {
         return expected;
     }
     return level;
@@ -103,8 +103,8 @@ void kvx_log_emit(kvx_log_level_t level, const char *file, int line, const char 
     } else {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        fprintf(stderr, "[%lld.%06ld] kvx %-5s %s:%d %s\n", (long long)ts.tv_sec,
-                ts.tv_nsec / 1000, kvx_log_level_name(level), base, line, msg);
+        fprintf(stderr, "[%lld.%06ld] kvx %-5s %s:%d %s\n", (long long)ts.tv_sec, ts.tv_nsec / 1000,
+                kvx_log_level_name(level), base, line, msg);
     }
     pthread_mutex_unlock(&log_sink_lock);
 }

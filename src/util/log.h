@@ -19,16 +19,16 @@ static inline int kvx_log_enabled(kvx_log_level_t level)
     return (int)level <= cur;
 }
 
-#define KVX_LOG(level, ...)                                                  \
-    do {                                                                     \
-        if (kvx_log_enabled(level)) {                                        \
-            kvx_log_emit(level, __FILE__, __LINE__, __VA_ARGS__);            \
-        }                                                                    \
+#define KVX_LOG(level, ...)                                                                        \
+    do {                                                                                           \
+        if (kvx_log_enabled(level)) {                                                              \
+            kvx_log_emit(level, __FILE__, __LINE__, __VA_ARGS__);                                  \
+        }                                                                                          \
     } while (0)
 
 #define kvx_error(...) KVX_LOG(KVX_LOG_ERROR, __VA_ARGS__)
-#define kvx_warn(...) KVX_LOG(KVX_LOG_WARN, __VA_ARGS__)
-#define kvx_info(...) KVX_LOG(KVX_LOG_INFO, __VA_ARGS__)
+#define kvx_warn(...)  KVX_LOG(KVX_LOG_WARN, __VA_ARGS__)
+#define kvx_info(...)  KVX_LOG(KVX_LOG_INFO, __VA_ARGS__)
 #define kvx_debug(...) KVX_LOG(KVX_LOG_DEBUG, __VA_ARGS__)
 #define kvx_trace(...) KVX_LOG(KVX_LOG_TRACE, __VA_ARGS__)
 

@@ -8,8 +8,8 @@
 const char *kvx_status_string(kvx_status_t status)
 {
     switch (status) {
-#define KVX_STATUS_TEXT(name, value, text) \
-    case KVX_##name:                       \
+#define KVX_STATUS_TEXT(name, value, text)                                                         \
+    case KVX_##name:                                                                               \
         return text;
         KVX_STATUS_MAP(KVX_STATUS_TEXT)
 #undef KVX_STATUS_TEXT
@@ -20,8 +20,8 @@ const char *kvx_status_string(kvx_status_t status)
 const char *kvx_status_name(kvx_status_t status)
 {
     switch (status) {
-#define KVX_STATUS_NAME(name, value, text) \
-    case KVX_##name:                       \
+#define KVX_STATUS_NAME(name, value, text)                                                         \
+    case KVX_##name:                                                                               \
         return "KVX_" #name;
         KVX_STATUS_MAP(KVX_STATUS_NAME)
 #undef KVX_STATUS_NAME
@@ -64,8 +64,7 @@ kvx_status_t kvx_error_set(kvx_status_t status, const char *fmt, ...)
     int n = vsnprintf(last_error, sizeof(last_error), fmt, ap);
     va_end(ap);
     if (n >= 0 && (size_t)n < sizeof(last_error) - 32) {
-        snprintf(last_error + n, sizeof(last_error) - (size_t)n, " (%s)",
-                 kvx_status_name(status));
+        snprintf(last_error + n, sizeof(last_error) - (size_t)n, " (%s)", kvx_status_name(status));
     }
     return status;
 }

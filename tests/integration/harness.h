@@ -7,12 +7,12 @@
 #include <sys/types.h>
 
 /* Regions the peer registers, by tag. */
-#define PEER_TAG_SRC 1      /* host, PEER_REGION bytes, pattern of seed 1 */
-#define PEER_TAG_DST 2      /* device 0, PEER_REGION bytes, zeroed */
-#define PEER_TAG_RO 3       /* host, read-only for peers, 1 MiB, pattern of seed 3 */
+#define PEER_TAG_SRC     1   /* host, PEER_REGION bytes, pattern of seed 1 */
+#define PEER_TAG_DST     2   /* device 0, PEER_REGION bytes, zeroed */
+#define PEER_TAG_RO      3   /* host, read-only for peers, 1 MiB, pattern of seed 3 */
 #define PEER_TAG_MAILBOX 100 /* 16 bytes: u64 seq, u64 result of the last command */
-#define PEER_REGION ((64u << 20) + 4096)
-#define PEER_RO_REGION (1u << 20)
+#define PEER_REGION      ((64u << 20) + 4096)
+#define PEER_RO_REGION   (1u << 20)
 
 /* Byte @p offset of the test pattern with @p seed. */
 static inline uint8_t test_pattern(uint64_t seed, uint64_t offset)

@@ -84,8 +84,7 @@ static kvx_status_t add_region(kvx_engine_h engine, uint64_t tag, size_t len, in
                            .access = access};
     kvx_status_t st = kvx_mem_register(engine, &mp, &r->mem);
     if (st != KVX_OK) {
-        fprintf(stderr, "peer: register tag %llu: %s\n", (unsigned long long)tag,
-                kvx_last_error());
+        fprintf(stderr, "peer: register tag %llu: %s\n", (unsigned long long)tag, kvx_last_error());
         return st;
     }
     nregions++;
@@ -95,8 +94,8 @@ static kvx_status_t add_region(kvx_engine_h engine, uint64_t tag, size_t len, in
 static int64_t run(kvx_engine_h engine, const char *cmd, const char *args)
 {
     unsigned long long tag = 0, off = 0, len = 0, seed = 0;
-    if (strcmp(cmd, "check") == 0 && sscanf(args, "%llu %llu %llu %llu", &tag, &off, &len,
-                                            &seed) == 4) {
+    if (strcmp(cmd, "check") == 0 &&
+        sscanf(args, "%llu %llu %llu %llu", &tag, &off, &len, &seed) == 4) {
         region_t *r = find(tag);
         if (r == NULL || off > r->len || len > r->len - off) {
             return -1;

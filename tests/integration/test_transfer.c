@@ -95,14 +95,12 @@ static void test_sizes_both_ways(void **state)
         /* READ: the peer's source holds pattern(1) at every offset. */
         memset(f->buf, 0, len);
         kvx_xfer_desc_t d = {f->buf, f->src + off, len};
-        assert_int_equal(kvx_xfer_sync(f->engine, f->peer.name, KVX_OP_READ, &d, 1, NULL),
-                         KVX_OK);
+        assert_int_equal(kvx_xfer_sync(f->engine, f->peer.name, KVX_OP_READ, &d, 1, NULL), KVX_OK);
         assert_int_equal(test_check(f->buf, len, PEER_TAG_SRC, off), 0);
         /* WRITE: a fresh pattern, checked by the peer. */
         test_fill(f->buf, len, seed, off);
         d.remote_addr = f->dst + off;
-        assert_int_equal(kvx_xfer_sync(f->engine, f->peer.name, KVX_OP_WRITE, &d, 1, NULL),
-                         KVX_OK);
+        assert_int_equal(kvx_xfer_sync(f->engine, f->peer.name, KVX_OP_WRITE, &d, 1, NULL), KVX_OK);
         assert_int_equal(peer_check(f, PEER_TAG_DST, off, len, seed), 0);
     }
 }
@@ -172,8 +170,7 @@ static void *async_reader(void *arg)
         kvx_xfer_desc_t d = {f->buf + loff, f->src + roff, len};
         kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_USER_DATA,
                                 .user_data = (void *)(uintptr_t)(i + 1)};
-        if (kvx_xfer_submit(f->engine, f->peer.name, KVX_OP_READ, &d, 1, &xp, &ids[i]) !=
-            KVX_OK) {
+        if (kvx_xfer_submit(f->engine, f->peer.name, KVX_OP_READ, &d, 1, &xp, &ids[i]) != KVX_OK) {
             job->failures++;
             ids[i] = 0;
         }
@@ -223,8 +220,8 @@ static void test_query_order(void **state)
                              (i % 2) ? (1u << 16) : 4096};
         kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_USER_DATA,
                                 .user_data = (void *)(uintptr_t)(1000 + i)};
-        assert_int_equal(
-            kvx_xfer_submit(f->engine, f->peer.name, KVX_OP_READ, &d, 1, &xp, &ids[i]), KVX_OK);
+        assert_int_equal(kvx_xfer_submit(f->engine, f->peer.name, KVX_OP_READ, &d, 1, &xp, &ids[i]),
+                         KVX_OK);
     }
     int seen = 0;
     uint64_t deadline = test_now_ms() + 10000;
@@ -279,9 +276,8 @@ static void test_stopped_target(void **state)
     kvx_xfer_id_t ids[8];
     for (int i = 0; i < 8; i++) {
         kvx_xfer_desc_t d = {other + i * 4096, f->src + (size_t)i * 4096, 4096};
-        assert_int_equal(kvx_xfer_submit(f->engine, f->peer.name, KVX_OP_READ, &d, 1, NULL,
-                                         &ids[i]),
-                         KVX_OK);
+        assert_int_equal(
+            kvx_xfer_submit(f->engine, f->peer.name, KVX_OP_READ, &d, 1, NULL, &ids[i]), KVX_OK);
     }
     kvx_xfer_state_t st;
     assert_int_equal(kvx_xfer_status(f->engine, ids[0], &st, NULL), KVX_OK);
@@ -312,9 +308,8 @@ static void test_outstanding_bound(void **state)
     kvx_xfer_id_t ids[9];
     for (int i = 0; i < 8; i++) {
         kvx_xfer_desc_t d = {f->buf + i * 4096, f->src + (size_t)i * 4096, 4096};
-        assert_int_equal(kvx_xfer_submit(f->engine, f->peer.name, KVX_OP_READ, &d, 1, NULL,
-                                         &ids[i]),
-                         KVX_OK);
+        assert_int_equal(
+            kvx_xfer_submit(f->engine, f->peer.name, KVX_OP_READ, &d, 1, NULL, &ids[i]), KVX_OK);
     }
     kvx_xfer_desc_t d = {f->buf, f->src, 4096};
     assert_int_equal(kvx_xfer_submit(f->engine, f->peer.name, KVX_OP_READ, &d, 1, NULL, &ids[8]),
@@ -431,8 +426,8 @@ static void test_target_killed(void **state)
     for (int i = 0; i < N; i++) {
         kvx_xfer_desc_t d = {f->buf + (size_t)i * (4u << 20), f->src + (size_t)i * (4u << 20),
                              4u << 20};
-        assert_int_equal(
-            kvx_xfer_submit(f->engine, f->peer.name, KVX_OP_READ, &d, 1, &xp, &ids[i]), KVX_OK);
+        assert_int_equal(kvx_xfer_submit(f->engine, f->peer.name, KVX_OP_READ, &d, 1, &xp, &ids[i]),
+                         KVX_OK);
     }
     int port = f->peer.port;
     uint64_t t0 = test_now_ms();
@@ -498,8 +493,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_async, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stopped_target, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outstanding_bound, setup_small_outstanding,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_outstanding_bound, setup_small_outstanding, teardown),
         cmocka_unit_test_setup_teardown(test_notify_after_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unregistered_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_registration_table, setup, teardown),
