@@ -1,8 +1,9 @@
 # kvx: convenience targets around CMake/CTest. See README.md.
 #
-#   make demo         install deps, build, run the two-process demo
+#   make demo         install deps, build, run the two-process demos (engine, then KV cache)
 #   make test         install deps, build, run ctest; then the same under ASan/UBSan
 #   make install      install the release build (PREFIX=/usr/local by default)
+#   make docs         API reference from include/kvx with doxygen (BUILD/docs/api/html)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -26,7 +27,7 @@ DEPS_STAMP  := $(BUILD)/.deps-$(DEPS_SUM).stamp
 FORMAT_DIRS  := $(wildcard include src tests examples tools)
 FORMAT_FILES  = $(if $(FORMAT_DIRS),$(shell find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' \) | sort))
 
-.PHONY: all deps build build-asan test demo format format-check install clean
+.PHONY: all deps build build-asan test demo docs format format-check install clean
 
 all: build
 
@@ -54,6 +55,17 @@ test: deps build
 
 demo: deps build
 	scripts/demo.sh $(BUILD)
+
+# Doxyfile names build/docs/api; the output follows BUILD when it is changed.
+docs:
+	@if ! command -v doxygen >/dev/null 2>&1; then \
+	    echo "docs: doxygen not found; install it with 'bash scripts/deps.sh'" \
+	         "(or: apt-get install doxygen)" >&2; \
+	    exit 1; \
+	fi
+	mkdir -p $(BUILD)/docs/api
+	{ cat Doxyfile; echo "OUTPUT_DIRECTORY = $(BUILD)/docs/api"; } | doxygen -
+	@echo "docs: $(BUILD)/docs/api/html/index.html"
 
 format:
 	$(if $(FORMAT_FILES),clang-format -i $(FORMAT_FILES),@echo "no sources to format")
