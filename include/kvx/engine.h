@@ -152,7 +152,9 @@ KVX_API kvx_status_t kvx_mem_register(kvx_engine_h engine, const kvx_mem_params_
 
 /**
  * Drop one reference to a registration. Refused with KVX_ERR_BUSY while a
- * pending transfer, local or served for a peer, uses the memory. An unknown
+ * pending transfer, local or served for a peer, uses the memory. A peer's
+ * READ holds the memory until its last byte went into the socket, which can
+ * be just after the peer saw it complete: retry BUSY briefly. An unknown
  * handle is KVX_ERR_NOT_FOUND.
  */
 KVX_API kvx_status_t kvx_mem_deregister(kvx_engine_h engine, kvx_mem_h mem);
@@ -300,9 +302,12 @@ KVX_API kvx_status_t kvx_xfer_sync(kvx_engine_h engine, const char *remote, kvx_
                                    const kvx_xfer_params_t *params);
 
 /**
- * Start a transfer and return at once. The descriptor array may be reused
- * when this returns; the memory it names may not until the transfer ends.
- * The same checks as kvx_xfer_sync() run before it is queued.
+ * Start a transfer and return without waiting for its data. The descriptor
+ * array may be reused when this returns; the memory it names may not until
+ * the transfer ends. The same checks as kvx_xfer_sync() run before it is
+ * queued: when the remote's registration table is not cached yet (first
+ * transfer on a link) or does not cover a remote range, it is fetched first,
+ * a round trip bounded by the transfer's deadline.
  * @return as kvx_xfer_sync(), plus KVX_ERR_RESOURCE_EXHAUSTED when
  *         max_outstanding transfers are not yet reported finished.
  */
