@@ -267,8 +267,9 @@ typedef struct kvx_xfer_desc {
 #define KVX_XFER_MAX_DESCS (1u << 20)
 
 enum kvx_xfer_param_field {
-    KVX_XFER_PARAM_FIELD_TIMEOUT = KVX_BIT(0),  /**< timeout_ms */
-    KVX_XFER_PARAM_FIELD_USER_DATA = KVX_BIT(1) /**< user_data */
+    KVX_XFER_PARAM_FIELD_TIMEOUT = KVX_BIT(0),   /**< timeout_ms */
+    KVX_XFER_PARAM_FIELD_USER_DATA = KVX_BIT(1), /**< user_data */
+    KVX_XFER_PARAM_FIELD_REMOTE_TAG = KVX_BIT(2) /**< remote_tag */
 };
 
 /** Optional per-transfer parameters (NULL = all defaults). */
@@ -278,6 +279,11 @@ typedef struct kvx_xfer_params {
     int timeout_ms;
     /** Echoed by kvx_xfer_query(). */
     void *user_data;
+    /** Every remote range must lie in registrations made with this tag;
+     *  the target refuses others (KVX_ERR_REMOTE_ACCESS). Lets a caller name
+     *  "the memory registered as X", so memory re-registered for something
+     *  else in between is never touched. */
+    uint64_t remote_tag;
 } kvx_xfer_params_t;
 
 /** Where an asynchronous transfer stands. */

@@ -118,7 +118,7 @@ kvx_status_t kvx_engine_run_op(kvx_engine_t *engine, kvx_tp_conn_t *conn, kvx_tp
 kvx_status_t kvx_mem_pin_local(kvx_engine_t *engine, const kvx_xfer_desc_t *descs, size_t count,
                                kvx_pin_t **pin_p);
 kvx_status_t kvx_mem_pin_remote_access(void *ctx, int write, const kvx_wire_desc_t *descs,
-                                       uint32_t count, void **pin_p);
+                                       uint32_t count, const uint64_t *tag, void **pin_p);
 void kvx_mem_unpin(kvx_engine_t *engine, kvx_pin_t *pin); /* engine->lock held */
 void kvx_mem_unpin_upcall(void *ctx, void *pin);
 kvx_status_t kvx_mem_table_upcall(void *ctx, kvx_wire_mem_entry_t **entries_p, uint32_t *count_p);
@@ -126,7 +126,7 @@ void kvx_mem_destroy_all(kvx_engine_t *engine);
 /* Check descriptors against a peer's cached table; refresh once on a miss. */
 kvx_status_t kvx_mem_check_remote(kvx_engine_t *engine, kvx_peer_t *peer, kvx_tp_conn_t *conn,
                                   kvx_op_t op, const kvx_xfer_desc_t *descs, size_t count,
-                                  uint64_t deadline_ns);
+                                  const uint64_t *tag, uint64_t deadline_ns);
 
 /* xfer.c */
 kvx_status_t kvx_xfer_engine_init(kvx_engine_t *engine);

@@ -166,7 +166,7 @@ void kvx_mem_destroy_all(kvx_engine_t *engine)
  * registrations that touch end to end. engine->lock held. */
 static kvx_status_t pin_ranges(kvx_engine_t *engine, int remote, int write,
                                const kvx_xfer_desc_t *local, const kvx_wire_desc_t *wire,
-                               size_t count, kvx_pin_t **pin_p)
+                               size_t count, const uint64_t *tag, kvx_pin_t **pin_p)
 {
     kvx_pin_t *pin = NULL;
     size_t cap = 0;
@@ -184,7 +184,8 @@ static kvx_status_t pin_ranges(kvx_engine_t *engine, int remote, int write,
         uintptr_t covered = addr;
         while (pos < engine->mem_count && engine->mems[pos]->addr <= covered && covered < end) {
             struct kvx_mem *m = engine->mems[pos];
-            if (remote && write && m->access == KVX_MEM_ACCESS_READ_ONLY) {
+            if ((remote && write && m->access == KVX_MEM_ACCESS_READ_ONLY) ||
+                (tag != NULL && m->tag != *tag)) {
                 break;
             }
             if (pin == NULL || pin->count == 0 || pin->mems[pin->count - 1] != m) {
@@ -245,18 +246,18 @@ kvx_status_t kvx_mem_pin_local(kvx_engine_t *engine, const kvx_xfer_desc_t *desc
                                kvx_pin_t **pin_p)
 {
     pthread_mutex_lock(&engine->lock);
-    kvx_status_t status = pin_ranges(engine, 0, 0, descs, NULL, count, pin_p);
+    kvx_status_t status = pin_ranges(engine, 0, 0, descs, NULL, count, NULL, pin_p);
     pthread_mutex_unlock(&engine->lock);
     return status;
 }
 
 kvx_status_t kvx_mem_pin_remote_access(void *ctx, int write, const kvx_wire_desc_t *descs,
-                                       uint32_t count, void **pin_p)
+                                       uint32_t count, const uint64_t *tag, void **pin_p)
 {
     kvx_engine_t *engine = ctx;
     kvx_pin_t *pin = NULL;
     pthread_mutex_lock(&engine->lock);
-    kvx_status_t status = pin_ranges(engine, 1, write, NULL, descs, count, &pin);
+    kvx_status_t status = pin_ranges(engine, 1, write, NULL, descs, count, tag, &pin);
     pthread_mutex_unlock(&engine->lock);
     if (status != KVX_OK) {
         /* A peer's bad request is worth a line even at the default level. */
@@ -302,7 +303,7 @@ kvx_status_t kvx_mem_table_upcall(void *ctx, kvx_wire_mem_entry_t **entries_p, u
 
 /* Is [addr, addr+len) inside the table, allowing end-to-end neighbours? */
 static int table_covers(const kvx_wire_mem_entry_t *t, uint32_t n, uint64_t addr, uint64_t len,
-                        int write)
+                        int write, const uint64_t *tag)
 {
     uint32_t lo = 0, hi = n;
     while (lo < hi) {
@@ -315,7 +316,8 @@ static int table_covers(const kvx_wire_mem_entry_t *t, uint32_t n, uint64_t addr
     }
     uint64_t covered = addr, end = addr + len;
     for (uint32_t i = lo; i < n && t[i].addr <= covered && covered < end; i++) {
-        if (write && t[i].access == KVX_MEM_ACCESS_READ_ONLY) {
+        if ((write && t[i].access == KVX_MEM_ACCESS_READ_ONLY) ||
+            (tag != NULL && t[i].tag != *tag)) {
             return 0;
         }
         covered = t[i].addr + t[i].len;
@@ -325,7 +327,7 @@ static int table_covers(const kvx_wire_mem_entry_t *t, uint32_t n, uint64_t addr
 
 /* Index of the first descriptor the cached table does not cover, or count. */
 static size_t first_uncovered(kvx_peer_t *peer, kvx_op_t op, const kvx_xfer_desc_t *descs,
-                              size_t count)
+                              size_t count, const uint64_t *tag)
 {
     if (!peer->rtable_valid) {
         return 0;
@@ -333,7 +335,7 @@ static size_t first_uncovered(kvx_peer_t *peer, kvx_op_t op, const kvx_xfer_desc
     for (size_t i = 0; i < count; i++) {
         if (descs[i].remote_addr + descs[i].length < descs[i].remote_addr ||
             !table_covers(peer->rtable, peer->rcount, descs[i].remote_addr, descs[i].length,
-                          op == KVX_OP_WRITE)) {
+                          op == KVX_OP_WRITE, tag)) {
             return i;
         }
     }
@@ -342,10 +344,10 @@ static size_t first_uncovered(kvx_peer_t *peer, kvx_op_t op, const kvx_xfer_desc
 
 kvx_status_t kvx_mem_check_remote(kvx_engine_t *engine, kvx_peer_t *peer, kvx_tp_conn_t *conn,
                                   kvx_op_t op, const kvx_xfer_desc_t *descs, size_t count,
-                                  uint64_t deadline_ns)
+                                  const uint64_t *tag, uint64_t deadline_ns)
 {
     pthread_mutex_lock(&engine->lock);
-    size_t bad = first_uncovered(peer, op, descs, count);
+    size_t bad = first_uncovered(peer, op, descs, count, tag);
     pthread_mutex_unlock(&engine->lock);
     if (bad == count) {
         return KVX_OK;
@@ -364,7 +366,7 @@ kvx_status_t kvx_mem_check_remote(kvx_engine_t *engine, kvx_peer_t *peer, kvx_tp
         peer->rcount = query.mem_count;
         peer->rtable_valid = 1;
         query.mem_entries = NULL;
-        bad = first_uncovered(peer, op, descs, count);
+        bad = first_uncovered(peer, op, descs, count, tag);
     } else {
         status = KVX_FAIL(KVX_ERR_CONNECTION_LOST, "engine %s: link to %s replaced", engine->name,
                           peer->name);

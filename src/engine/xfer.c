@@ -5,7 +5,9 @@
 
 #include "engine/engine_impl.h"
 
-#define KVX_XFER_PARAM_FIELDS_ALL (KVX_XFER_PARAM_FIELD_TIMEOUT | KVX_XFER_PARAM_FIELD_USER_DATA)
+#define KVX_XFER_PARAM_FIELDS_ALL                                                                  \
+    (KVX_XFER_PARAM_FIELD_TIMEOUT | KVX_XFER_PARAM_FIELD_USER_DATA |                               \
+     KVX_XFER_PARAM_FIELD_REMOTE_TAG)
 
 kvx_status_t kvx_xfer_engine_init(kvx_engine_t *engine)
 {
@@ -77,6 +79,8 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
     kvx_status_t status;
     unsigned timeout = engine->transfer_timeout_ms;
     void *user_data = NULL;
+    int has_tag = 0;
+    uint64_t tag = 0;
     if (op != KVX_OP_READ && op != KVX_OP_WRITE) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "transfer: unknown op %d", op);
     }
@@ -95,6 +99,10 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
         }
         if (params->field_mask & KVX_XFER_PARAM_FIELD_USER_DATA) {
             user_data = params->user_data;
+        }
+        if (params->field_mask & KVX_XFER_PARAM_FIELD_REMOTE_TAG) {
+            has_tag = 1;
+            tag = params->remote_tag;
         }
     }
     for (size_t i = 0; i < count; i++) {
@@ -128,6 +136,8 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
                              .deadline_ns = deadline,
                              .descs = descs,
                              .count = count,
+                             .remote_tag = tag,
+                             .has_remote_tag = has_tag,
                              .done = xfer_done,
                              .user = xfer};
 
@@ -138,7 +148,8 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
         return status;
     }
     if ((status = kvx_mem_pin_local(engine, descs, count, &xfer->local_pin)) != KVX_OK ||
-        (status = kvx_mem_check_remote(engine, peer, conn, op, descs, count, deadline)) != KVX_OK) {
+        (status = kvx_mem_check_remote(engine, peer, conn, op, descs, count, has_tag ? &tag : NULL,
+                                       deadline)) != KVX_OK) {
         pthread_mutex_lock(&engine->lock);
         kvx_mem_unpin(engine, xfer->local_pin);
         pthread_mutex_unlock(&engine->lock);

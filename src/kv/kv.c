@@ -527,7 +527,10 @@ static kvx_status_t read_table(kvx_engine_h engine, const char *remote, uint64_t
         free(buf);
         return status;
     }
-    kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_TIMEOUT, .timeout_ms = timeout_ms};
+    kvx_xfer_params_t xp = {.field_mask =
+                                KVX_XFER_PARAM_FIELD_TIMEOUT | KVX_XFER_PARAM_FIELD_REMOTE_TAG,
+                            .timeout_ms = timeout_ms,
+                            .remote_tag = KVX_KV_TABLE_TAG};
     for (int tries = 0; tries < TABLE_READ_TRIES; tries++) {
         kvx_xfer_desc_t d = {buf, addr, want};
         status = kvx_xfer_sync(engine, remote, KVX_OP_READ, &d, 1, &xp);
@@ -642,6 +645,7 @@ kvx_status_t kvx_kv_link(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t c
     uint64_t deadline = now_ms() + timeout;
     kvx_status_t first_error = KVX_OK;
     kvx_status_t st[KVX_KV_MAX_CLUSTERS_PER_CALL];
+    int connected_here[KVX_KV_MAX_CLUSTERS_PER_CALL] = {0};
     /* Start every connection, then finish them one by one: the total wait
      * is one timeout, not one per cluster. */
     for (size_t i = 0; i < count; i++) {
@@ -662,6 +666,8 @@ kvx_status_t kvx_kv_link(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t c
         if (s != KVX_OK && s != KVX_ERR_ALREADY_CONNECTED) {
             st[i] = s;
         }
+        /* A connection that already existed belongs to another link. */
+        connected_here[i] = s == KVX_OK;
     }
     for (size_t i = 0; i < count; i++) {
         if (st[i] == KVX_OK) {
@@ -694,7 +700,7 @@ kvx_status_t kvx_kv_link(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t c
                              (unsigned long long)kv->cluster_id,
                              (unsigned long long)clusters[i].remote_cluster_id, clusters[i].remote);
                 }
-            } else if (s != KVX_ERR_ALREADY_LINKED) {
+            } else if (s != KVX_ERR_ALREADY_LINKED && connected_here[i]) {
                 KVX_KEEP_ERROR(kvx_engine_disconnect(kv->engine, clusters[i].remote, 1000));
             }
             st[i] = s;
@@ -939,8 +945,12 @@ static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
                     uint64_t r = x->pull ? spans[i].src : spans[i].dst;
                     descs[i] = (kvx_xfer_desc_t){(void *)(uintptr_t)l, r, spans[i].len};
                 }
-                kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_TIMEOUT,
-                                        .timeout_ms = timeout};
+                /* The tag makes the target refuse memory that is no longer
+                 * this cache's, even if it was registered again since. */
+                kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_TIMEOUT |
+                                                      KVX_XFER_PARAM_FIELD_REMOTE_TAG,
+                                        .timeout_ms = timeout,
+                                        .remote_tag = (uint64_t)x->remote->cache_id};
                 for (size_t off = 0; off < n && status == KVX_OK; off += KVX_XFER_MAX_DESCS) {
                     size_t chunk = n - off < KVX_XFER_MAX_DESCS ? n - off : KVX_XFER_MAX_DESCS;
                     status = kvx_xfer_sync(kv->engine, link->remote,
@@ -1075,26 +1085,38 @@ static kvx_status_t local_copy(kvx_kv_h kv, int64_t src_id, int64_t dst_id,
     src->busy++;
     dst->busy++;
     pthread_mutex_unlock(&kv->lock);
+    /* Plan and check every request before the first byte is copied. */
     kvx_status_t status = KVX_OK;
+    kvx_kv_span_t **spans = calloc(nreqs, sizeof(*spans));
+    size_t *counts = calloc(nreqs, sizeof(*counts));
+    if (spans == NULL || counts == NULL) {
+        status = KVX_FAIL(KVX_ERR_NO_MEMORY, "copy: out of memory");
+    }
     for (size_t r = 0; r < nreqs && status == KVX_OK; r++) {
         kvx_kv_plan_req_t req = reqs[r];
         req.src = &src->geom;
         req.dst = &dst->geom;
-        kvx_kv_span_t *spans = NULL;
-        size_t n = 0;
-        status = kvx_kv_plan(&req, &spans, &n);
-        for (size_t i = 0; i < n && status == KVX_OK; i++) {
-            if (src == dst && spans[i].src < spans[i].dst + spans[i].len &&
-                spans[i].dst < spans[i].src + spans[i].len) {
+        status = kvx_kv_plan(&req, &spans[r], &counts[r]);
+        for (size_t i = 0; i < counts[r] && status == KVX_OK; i++) {
+            const kvx_kv_span_t *s = &spans[r][i];
+            if (src == dst && s->src < s->dst + s->len && s->dst < s->src + s->len) {
                 status = KVX_FAIL(KVX_ERR_INVALID_PARAM, "copy: source and destination overlap");
-                break;
             }
-            status = kvx_device_memcpy((void *)(uintptr_t)spans[i].dst,
-                                       (const void *)(uintptr_t)spans[i].src, spans[i].len,
-                                       copy_kind(src->placement, dst->placement), dst->device);
         }
-        free(spans);
     }
+    for (size_t r = 0; r < nreqs && status == KVX_OK; r++) {
+        for (size_t i = 0; i < counts[r] && status == KVX_OK; i++) {
+            const kvx_kv_span_t *s = &spans[r][i];
+            status =
+                kvx_device_memcpy((void *)(uintptr_t)s->dst, (const void *)(uintptr_t)s->src,
+                                  s->len, copy_kind(src->placement, dst->placement), dst->device);
+        }
+    }
+    for (size_t r = 0; spans != NULL && r < nreqs; r++) {
+        free(spans[r]);
+    }
+    free(spans);
+    free(counts);
     pthread_mutex_lock(&kv->lock);
     src->busy--;
     dst->busy--;
@@ -1135,8 +1157,6 @@ kvx_status_t kvx_kv_copy_blocks(kvx_kv_h kv, int64_t src_cache_id, int64_t dst_c
                                       .dst_count = dst_counts[j],
                                       .params = params};
     }
-    /* Check every list before copying any: plan each with dummy geometry
-     * is not possible, so local_copy plans all lists first pass by pass. */
     kvx_status_t status = local_copy(kv, src_cache_id, dst_cache_id, reqs, num_lists);
     free(reqs);
     return status;

@@ -451,7 +451,8 @@ static kvx_status_t queue_op(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
                 n = KVX_WIRE_MAX_FRAME_DESCS;
             }
             uint8_t *buf;
-            size_t body_len = kvx_wire_descs_size((uint32_t)n);
+            size_t tag_len = op->has_remote_tag ? 8 : 0;
+            size_t body_len = tag_len + kvx_wire_descs_size((uint32_t)n);
             send_item_t *item = item_new(KVX_WIRE_HDR_SIZE + body_len, write ? (int)n : 0, &buf);
             frame_t *fr = calloc(1, sizeof(*fr));
             if (item == NULL || fr == NULL) {
@@ -461,11 +462,15 @@ static kvx_status_t queue_op(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
                 goto fail;
             }
             kvx_wire_hdr_t hdr = {.type = write ? KVX_WIRE_WRITE_REQ : KVX_WIRE_READ_REQ,
+                                  .flags = op->has_remote_tag ? KVX_WIRE_FLAG_TAG : 0,
                                   .seq = seq,
                                   .body_len = body_len};
             kvx_wire_encode_hdr(buf, &hdr);
-            kvx_wire_encode_descs_hdr(buf + KVX_WIRE_HDR_SIZE, (uint32_t)n);
-            uint8_t *p = buf + KVX_WIRE_HDR_SIZE + KVX_WIRE_DESCS_HDR_SIZE;
+            if (op->has_remote_tag) {
+                kvx_wire_encode_u64(buf + KVX_WIRE_HDR_SIZE, op->remote_tag);
+            }
+            kvx_wire_encode_descs_hdr(buf + KVX_WIRE_HDR_SIZE + tag_len, (uint32_t)n);
+            uint8_t *p = buf + KVX_WIRE_HDR_SIZE + tag_len + KVX_WIRE_DESCS_HDR_SIZE;
             uint64_t total = 0;
             for (size_t i = 0; i < n; i++, p += KVX_WIRE_DESC_SIZE) {
                 const kvx_xfer_desc_t *d = &op->descs[first + i];
@@ -741,13 +746,25 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
         uint32_t n;
         uint64_t total;
         int write = hdr->type == KVX_WIRE_WRITE_REQ;
-        status = kvx_wire_decode_descs(body, hdr->body_len, conn->wdescs, &n, &total);
+        uint64_t tag = 0;
+        size_t len = hdr->body_len;
+        if (hdr->flags & KVX_WIRE_FLAG_TAG) {
+            if (len < 8) {
+                kvx_warn("tcp: request from %s too short for its tag", conn->peer_name);
+                return -1;
+            }
+            tag = kvx_wire_decode_u64(body);
+            body += 8;
+            len -= 8;
+        }
+        status = kvx_wire_decode_descs(body, len, conn->wdescs, &n, &total);
         if (status != KVX_OK) {
             kvx_warn("tcp: bad request from %s: %s", conn->peer_name, kvx_last_error());
             return -1;
         }
         void *pin = NULL;
-        status = tp->up.pin(tp->up.ctx, write, conn->wdescs, n, &pin);
+        status = tp->up.pin(tp->up.ctx, write, conn->wdescs, n,
+                            (hdr->flags & KVX_WIRE_FLAG_TAG) ? &tag : NULL, &pin);
         if (write) {
             conn->ppin = pin;
             conn->pstatus = status;

@@ -33,6 +33,10 @@ typedef struct kvx_tp_op {
     /* READ / WRITE: descriptors, already checked against registrations. */
     const kvx_xfer_desc_t *descs;
     size_t count;
+    /* READ / WRITE: the target refuses ranges outside registrations with
+     * this tag (if has_remote_tag). */
+    uint64_t remote_tag;
+    int has_remote_tag;
     /* NOTIFY */
     const char *name;
     size_t name_len;
@@ -56,7 +60,7 @@ typedef struct kvx_tp_upcalls {
     /* Check an access a remote asks for and pin the memory (deregistration is
      * refused while pinned). On success *pin_p is released by unpin(). */
     kvx_status_t (*pin)(void *ctx, int write, const kvx_wire_desc_t *descs, uint32_t count,
-                        void **pin_p);
+                        const uint64_t *tag, void **pin_p);
     void (*unpin)(void *ctx, void *pin);
     /* Queue a received notification. KVX_ERR_REMOTE_FULL if the queue is full. */
     kvx_status_t (*deliver_notify)(void *ctx, const char *sender, const char *name, size_t name_len,

@@ -54,7 +54,7 @@ void kvx_wire_encode_hdr(uint8_t out[KVX_WIRE_HDR_SIZE], const kvx_wire_hdr_t *h
     put_u32(out, KVX_WIRE_MAGIC);
     out[4] = KVX_WIRE_VERSION;
     out[5] = hdr->type;
-    put_u16(out + 6, 0);
+    put_u16(out + 6, hdr->flags);
     put_u32(out + 8, (uint32_t)hdr->status);
     put_u32(out + 12, 0);
     put_u64(out + 16, hdr->seq);
@@ -69,7 +69,7 @@ size_t kvx_wire_max_body(uint8_t type)
         return KVX_WIRE_HELLO_FIXED + KVX_ENGINE_NAME_MAX - 1;
     case KVX_WIRE_READ_REQ:
     case KVX_WIRE_WRITE_REQ:
-        return kvx_wire_descs_size(KVX_WIRE_MAX_FRAME_DESCS);
+        return 8 + kvx_wire_descs_size(KVX_WIRE_MAX_FRAME_DESCS); /* with a tag */
     case KVX_WIRE_READ_RESP:
         return 8;
     case KVX_WIRE_WRITE_ACK:
@@ -103,7 +103,10 @@ kvx_status_t kvx_wire_decode_hdr(const uint8_t *buf, size_t len, kvx_wire_hdr_t 
     if (type < 1 || type > KVX_WIRE_TYPE_MAX) {
         return KVX_FAIL(KVX_ERR_PROTOCOL, "unknown frame type %u", type);
     }
-    if (get_u16(buf + 6) != 0 || get_u32(buf + 12) != 0) {
+    uint16_t flags = get_u16(buf + 6);
+    uint16_t allowed =
+        (type == KVX_WIRE_READ_REQ || type == KVX_WIRE_WRITE_REQ) ? KVX_WIRE_FLAG_TAG : 0;
+    if ((flags & ~allowed) != 0 || get_u32(buf + 12) != 0) {
         return KVX_FAIL(KVX_ERR_PROTOCOL, "frame type %u: reserved bits set", type);
     }
     uint64_t body_len = get_u64(buf + 24);
@@ -112,6 +115,7 @@ kvx_status_t kvx_wire_decode_hdr(const uint8_t *buf, size_t len, kvx_wire_hdr_t 
                         (unsigned long long)body_len, kvx_wire_max_body(type));
     }
     hdr->type = type;
+    hdr->flags = flags;
     hdr->status = (int32_t)get_u32(buf + 8);
     hdr->seq = get_u64(buf + 16);
     hdr->body_len = body_len;
@@ -178,6 +182,11 @@ kvx_status_t kvx_wire_decode_descs(const uint8_t *body, size_t len, kvx_wire_des
 void kvx_wire_encode_u64(uint8_t *out, uint64_t v)
 {
     put_u64(out, v);
+}
+
+uint64_t kvx_wire_decode_u64(const uint8_t *in)
+{
+    return get_u64(in);
 }
 
 kvx_status_t kvx_wire_decode_read_resp(const uint8_t *body, size_t len, uint64_t *payload_p)

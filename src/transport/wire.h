@@ -39,8 +39,13 @@ typedef enum kvx_wire_type {
     KVX_WIRE_TYPE_MAX = 10
 } kvx_wire_type_t;
 
+/* Header flag of READ_REQ/WRITE_REQ: the body starts with a u64 tag, and
+ * every range must lie in registrations carrying that tag. */
+#define KVX_WIRE_FLAG_TAG 0x1
+
 typedef struct kvx_wire_hdr {
     uint8_t type;
+    uint16_t flags;
     int32_t status; /* kvx_status_t in responses, 0 in requests */
     uint64_t seq;   /* chosen by the requester, echoed in the response */
     uint64_t body_len;
@@ -76,7 +81,9 @@ kvx_status_t kvx_wire_decode_hdr(const uint8_t *buf, size_t len, kvx_wire_hdr_t 
 /* Largest body_len allowed for a frame type (0 for an unknown type). */
 size_t kvx_wire_max_body(uint8_t type);
 
-/* READ_REQ / WRITE_REQ body: u32 count, u32 zero, count x {u64 addr, u64 len} */
+/* READ_REQ / WRITE_REQ body: [u64 tag if KVX_WIRE_FLAG_TAG], u32 count,
+ * u32 zero, count x {u64 addr, u64 len}. The functions below handle the part
+ * from count on. */
 size_t kvx_wire_descs_size(uint32_t count);
 void kvx_wire_encode_descs_hdr(uint8_t *out, uint32_t count);
 void kvx_wire_encode_desc(uint8_t *out, uint64_t addr, uint64_t len);
@@ -87,6 +94,7 @@ kvx_status_t kvx_wire_decode_descs(const uint8_t *body, size_t len, kvx_wire_des
 
 /* READ_RESP body: u64 payload_len */
 void kvx_wire_encode_u64(uint8_t *out, uint64_t v);
+uint64_t kvx_wire_decode_u64(const uint8_t *in);
 kvx_status_t kvx_wire_decode_read_resp(const uint8_t *body, size_t len, uint64_t *payload_p);
 
 /* HELLO / HELLO_ACK body: u64 instance, u16 name_len, u16 0, u32 0, name */

@@ -395,6 +395,31 @@ static void test_live_registration_table(void **state)
                      KVX_ERR_REMOTE_ACCESS);
 }
 
+/* remote_tag: the target serves only memory registered under that tag. */
+static void test_remote_tag(void **state)
+{
+    fixture_t *f = *state;
+    kvx_xfer_desc_t d = {f->buf, f->src, 4096};
+    kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_REMOTE_TAG,
+                            .remote_tag = PEER_TAG_SRC};
+    memset(f->buf, 0, 4096);
+    assert_int_equal(kvx_xfer_sync(f->engine, f->peer.name, KVX_OP_READ, &d, 1, &xp), KVX_OK);
+    assert_int_equal(test_check(f->buf, 4096, PEER_TAG_SRC, 0), 0);
+    /* The same memory named with another tag is refused, both ways. */
+    xp.remote_tag = PEER_TAG_DST;
+    assert_int_equal(kvx_xfer_sync(f->engine, f->peer.name, KVX_OP_READ, &d, 1, &xp),
+                     KVX_ERR_REMOTE_ACCESS);
+    test_fill(f->buf, 4096, 77, 0);
+    assert_int_equal(kvx_xfer_sync(f->engine, f->peer.name, KVX_OP_WRITE, &d, 1, &xp),
+                     KVX_ERR_REMOTE_ACCESS);
+    assert_int_equal(peer_check(f, PEER_TAG_SRC, 0, 4096, PEER_TAG_SRC), 0);
+    /* The right tag works for writes too. */
+    xp.remote_tag = PEER_TAG_DST;
+    d.remote_addr = f->dst;
+    assert_int_equal(kvx_xfer_sync(f->engine, f->peer.name, KVX_OP_WRITE, &d, 1, &xp), KVX_OK);
+    assert_int_equal(peer_check(f, PEER_TAG_DST, 0, 4096, 77), 0);
+}
+
 /* Registered after connect, used without any table query by the client:
  * the first transfer's check refreshes the cache on the miss. */
 static void test_late_registration_no_query(void **state)
@@ -498,6 +523,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unregistered_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_registration_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_registration_no_query, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remote_tag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_target_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_target_silent_timeout, setup, teardown),
     };

@@ -205,8 +205,9 @@ static void test_hdr_max_body(void **state)
     assert_int_equal(kvx_wire_max_body(0), 0);
     assert_int_equal(kvx_wire_max_body(KVX_WIRE_HELLO), 16 + KVX_ENGINE_NAME_MAX - 1);
     assert_int_equal(kvx_wire_max_body(KVX_WIRE_HELLO_ACK), 16 + KVX_ENGINE_NAME_MAX - 1);
-    assert_int_equal(kvx_wire_max_body(KVX_WIRE_READ_REQ), 8 + 16 * KVX_WIRE_MAX_FRAME_DESCS);
-    assert_int_equal(kvx_wire_max_body(KVX_WIRE_WRITE_REQ), 8 + 16 * KVX_WIRE_MAX_FRAME_DESCS);
+    /* 8 more for the optional tag (KVX_WIRE_FLAG_TAG) */
+    assert_int_equal(kvx_wire_max_body(KVX_WIRE_READ_REQ), 16 + 16 * KVX_WIRE_MAX_FRAME_DESCS);
+    assert_int_equal(kvx_wire_max_body(KVX_WIRE_WRITE_REQ), 16 + 16 * KVX_WIRE_MAX_FRAME_DESCS);
     assert_int_equal(kvx_wire_max_body(KVX_WIRE_READ_RESP), 8);
     assert_int_equal(kvx_wire_max_body(KVX_WIRE_WRITE_ACK), 0);
     assert_int_equal(kvx_wire_max_body(KVX_WIRE_NOTIFY),
@@ -300,6 +301,23 @@ static void test_hdr_flags_reserved(void **state)
             assert_proto(hdr_dec(buf, sizeof(buf), &h));
         }
     }
+    /* Requests for memory may carry the tag flag, and only that one. */
+    static const uint8_t req_types[] = {KVX_WIRE_READ_REQ, KVX_WIRE_WRITE_REQ};
+    for (size_t i = 0; i < 2; i++) {
+        make_hdr(buf, req_types[i], 24);
+        buf[6] = KVX_WIRE_FLAG_TAG;
+        assert_ok(hdr_dec(buf, sizeof(buf), &h));
+        assert_int_equal(h.flags, KVX_WIRE_FLAG_TAG);
+        for (int bit = 1; bit < 16; bit++) {
+            make_hdr(buf, req_types[i], 24);
+            buf[6 + bit / 8] = (uint8_t)(1u << (bit % 8));
+            assert_proto(hdr_dec(buf, sizeof(buf), &h));
+        }
+    }
+    kvx_wire_hdr_t in = {.type = KVX_WIRE_WRITE_REQ, .flags = KVX_WIRE_FLAG_TAG, .body_len = 24};
+    kvx_wire_encode_hdr(buf, &in);
+    assert_ok(hdr_dec(buf, sizeof(buf), &h));
+    assert_int_equal(h.flags, KVX_WIRE_FLAG_TAG);
 }
 
 static void test_hdr_body_len(void **state)
@@ -1098,7 +1116,14 @@ static int fuzz_hdr(const uint8_t *buf, size_t len)
     assert_int_equal(buf[4], KVX_WIRE_VERSION);
     assert_true(h.type >= 1 && h.type <= KVX_WIRE_TYPE_MAX);
     assert_int_equal(h.type, buf[5]);
-    assert_int_equal(get_le(buf + 6, 2), 0);
+    /* Only READ_REQ and WRITE_REQ may carry a flag: the tag. */
+    uint64_t flags = get_le(buf + 6, 2);
+    if (h.type == KVX_WIRE_READ_REQ || h.type == KVX_WIRE_WRITE_REQ) {
+        assert_true(flags == 0 || flags == KVX_WIRE_FLAG_TAG);
+    } else {
+        assert_int_equal(flags, 0);
+    }
+    assert_int_equal(h.flags, flags);
     assert_int_equal(get_le(buf + 12, 4), 0);
     assert_int_equal((uint32_t)h.status, get_le(buf + 8, 4));
     assert_int_equal(h.seq, get_le(buf + 16, 8));
