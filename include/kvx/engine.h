@@ -143,7 +143,8 @@ typedef struct kvx_mem_params {
 /**
  * Register memory for transfers. Registering the same (address, length,
  * type) again returns the same handle and counts one more reference; each
- * reference needs its own kvx_mem_deregister(). Any other overlap with an
+ * reference needs its own kvx_mem_deregister(); with another tag or access
+ * it is refused (KVX_ERR_ALREADY_EXISTS). Any other overlap with an
  * existing registration is refused (KVX_ERR_OVERLAP). Peers see a
  * registration as soon as this returns, also over links made earlier.
  */

@@ -168,8 +168,9 @@ KVX_API kvx_status_t kvx_kv_link_count(kvx_kv_h kv, size_t *outgoing, size_t *in
 
 /**
  * Change role and listen address. Refused with KVX_ERR_LINK_EXISTS while any
- * link exists, outgoing or incoming. @p listen: new "ip:port" to listen on,
- * or NULL to stop listening. Caches stay registered and keep their ids.
+ * link exists, outgoing or incoming. Waits for calls running on the
+ * instance in other threads (e.g. kvx_kv_notify_fetch) to return. @p listen: new "ip:port" to
+ * listen on, or NULL to stop listening. Caches stay registered and keep their ids.
  */
 KVX_API kvx_status_t kvx_kv_set_role(kvx_kv_h kv, kvx_kv_role_t role, const char *listen);
 
@@ -253,7 +254,9 @@ typedef struct kvx_kv_xfer_params {
 } kvx_kv_xfer_params_t;
 
 /** Copy entry src->batch_index of a remote cache into entry @p batch_index
- *  of local cache @p cache_id. */
+ *  of local cache @p cache_id. Every pull and push is one engine transfer of
+ *  at most KVX_XFER_MAX_DESCS spans (tensors x block runs); a larger one is
+ *  refused with KVX_ERR_RESOURCE_EXHAUSTED before any byte moves. */
 KVX_API kvx_status_t kvx_kv_pull_cache(kvx_kv_h kv, const kvx_kv_remote_cache_t *src,
                                        int64_t cache_id, uint32_t batch_index,
                                        const kvx_kv_xfer_params_t *params);

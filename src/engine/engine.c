@@ -304,7 +304,7 @@ static void link_event(void *ctx, void *peer_ctx, kvx_tp_conn_t *conn, int up, k
             peer->state = KVX_PEER_NOT_CONNECTED;
             peer->error = KVX_OK;
             kvx_debug("engine %s: disconnected from %s", engine->name, peer->name);
-            if (peer->connect_queued) {
+            if (peer->connect_queued && status != KVX_ERR_SHUTDOWN) {
                 peer->connect_queued = 0;
                 start_connect(engine, peer, peer->queued_timeout_ms);
             }

@@ -11,6 +11,7 @@
 #include "util/time.h"
 
 struct kvx_mem {
+    uint64_t id; /* the handle users hold: never reused, so a stale one misses */
     uintptr_t addr;
     size_t len;
     kvx_mem_type_t type;
@@ -18,6 +19,7 @@ struct kvx_mem {
     uint64_t tag;
     unsigned user_refs; /* kvx_mem_register() calls not yet deregistered */
     unsigned pins;      /* transfers in flight that touch it */
+    uint32_t tp_handle; /* the transport's handle (same-host path), 0 if none */
 };
 
 /* Registrations a transfer pinned. */

@@ -10,6 +10,9 @@
     (KVX_MEM_PARAM_FIELD_ADDRESS | KVX_MEM_PARAM_FIELD_LENGTH | KVX_MEM_PARAM_FIELD_TYPE |         \
      KVX_MEM_PARAM_FIELD_TAG | KVX_MEM_PARAM_FIELD_ACCESS)
 
+/* Handle values: unique in the process, so one engine never takes another's. */
+static uint64_t next_mem_id;
+
 /* Index of the first registration whose end is above @p addr; engine->lock held. */
 static size_t mem_lower_bound(kvx_engine_t *engine, uintptr_t addr)
 {
@@ -79,8 +82,14 @@ kvx_status_t kvx_mem_register(kvx_engine_h engine, const kvx_mem_params_t *param
     if (pos < engine->mem_count) {
         struct kvx_mem *m = engine->mems[pos];
         if (m->addr == addr && m->len == len && m->type == type) {
+            if (m->tag != tag || m->access != access) {
+                status = KVX_FAIL(KVX_ERR_ALREADY_EXISTS,
+                                  "mem_register: %p+%zu is registered with another tag or access",
+                                  params->address, len);
+                goto out;
+            }
             m->user_refs++;
-            *mem_p = m;
+            *mem_p = (kvx_mem_h)(uintptr_t)m->id;
             goto out;
         }
         if (m->addr < addr + len) {
@@ -107,11 +116,15 @@ kvx_status_t kvx_mem_register(kvx_engine_h engine, const kvx_mem_params_t *param
     }
     *m = (struct kvx_mem){
         .addr = addr, .len = len, .type = type, .access = access, .tag = tag, .user_refs = 1};
+    /* Same-host peers reach it without us: tell the transport. */
+    m->tp_handle =
+        engine->tp_ops->mem_add(engine->tp, addr, len, tag, access == KVX_MEM_ACCESS_READ_ONLY);
     memmove(&engine->mems[pos + 1], &engine->mems[pos],
             (engine->mem_count - pos) * sizeof(*engine->mems));
     engine->mems[pos] = m;
     engine->mem_count++;
-    *mem_p = m;
+    m->id = __atomic_add_fetch(&next_mem_id, 1, __ATOMIC_RELAXED);
+    *mem_p = (kvx_mem_h)(uintptr_t)m->id;
     kvx_debug("engine %s: registered %s memory %p+%zu", engine->name,
               type == KVX_MEM_DEVICE ? "device" : "host", params->address, len);
 out:
@@ -125,28 +138,32 @@ kvx_status_t kvx_mem_deregister(kvx_engine_h engine, kvx_mem_h mem)
     if (engine == NULL || mem == NULL) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "mem_deregister: NULL argument");
     }
+    uint64_t id = (uint64_t)(uintptr_t)mem;
     kvx_status_t status = KVX_OK;
     pthread_mutex_lock(&engine->lock);
-    /* Look the handle up instead of trusting it: it may be stale. */
-    size_t pos = engine->mem_count;
-    for (size_t i = 0; i < engine->mem_count; i++) {
-        if (engine->mems[i] == mem) {
-            pos = i;
-            break;
-        }
+    /* Handles are ids, looked up, never dereferenced: a stale one misses. */
+    size_t pos = 0;
+    while (pos < engine->mem_count && engine->mems[pos]->id != id) {
+        pos++;
     }
-    if (pos == engine->mem_count) {
-        status = KVX_FAIL(KVX_ERR_NOT_FOUND, "mem_deregister: unknown handle %p", (void *)mem);
-    } else if (mem->pins > 0) {
+    struct kvx_mem *m = pos < engine->mem_count ? engine->mems[pos] : NULL;
+    if (m == NULL) {
+        status = KVX_FAIL(KVX_ERR_NOT_FOUND, "mem_deregister: unknown handle %llu",
+                          (unsigned long long)id);
+    } else if (m->pins > 0) {
         status = KVX_FAIL(KVX_ERR_BUSY, "mem_deregister: 0x%lx+%zu is used by %u transfer(s)",
-                          (unsigned long)mem->addr, mem->len, mem->pins);
-    } else if (--mem->user_refs == 0) {
+                          (unsigned long)m->addr, m->len, m->pins);
+    } else if (m->user_refs == 1 &&
+               engine->tp_ops->mem_remove(engine->tp, m->tp_handle) == KVX_ERR_BUSY) {
+        status = KVX_FAIL(KVX_ERR_BUSY, "mem_deregister: 0x%lx+%zu is being copied by a peer",
+                          (unsigned long)m->addr, m->len);
+    } else if (--m->user_refs == 0) {
         memmove(&engine->mems[pos], &engine->mems[pos + 1],
                 (engine->mem_count - pos - 1) * sizeof(*engine->mems));
         engine->mem_count--;
-        kvx_debug("engine %s: deregistered 0x%lx+%zu", engine->name, (unsigned long)mem->addr,
-                  mem->len);
-        free(mem);
+        kvx_debug("engine %s: deregistered 0x%lx+%zu", engine->name, (unsigned long)m->addr,
+                  m->len);
+        free(m);
     }
     pthread_mutex_unlock(&engine->lock);
     return status;

@@ -110,6 +110,9 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
             return KVX_FAIL(KVX_ERR_INVALID_PARAM,
                             "transfer: descriptor %zu has a NULL address or zero length", i);
         }
+        if (descs[i].length > KVX_WIRE_MAX_PAYLOAD) {
+            return KVX_FAIL(KVX_ERR_INVALID_PARAM, "transfer: descriptor %zu longer than 1 TiB", i);
+        }
     }
     uint64_t deadline = kvx_deadline_ns(timeout);
 
@@ -296,9 +299,13 @@ kvx_status_t kvx_xfer_wait(kvx_engine_h engine, kvx_xfer_id_t id, int timeout_ms
     kvx_status_t status = KVX_OK;
     pthread_mutex_lock(&engine->lock);
     kvx_xfer_t *xfer = xfer_lookup(engine, id);
-    while (xfer != NULL && xfer->state == KVX_XFER_WAITING && timeout_ms > 0 &&
-           kvx_engine_wait(engine, deadline) != ETIMEDOUT) {
-        xfer = xfer_lookup(engine, id); /* another thread may have reaped it */
+    while (xfer != NULL && xfer->state == KVX_XFER_WAITING && timeout_ms > 0) {
+        int rc = kvx_engine_wait(engine, deadline);
+        /* Look again whatever woke us: another thread may have reaped it. */
+        xfer = xfer_lookup(engine, id);
+        if (rc == ETIMEDOUT) {
+            break;
+        }
     }
     if (xfer == NULL) {
         status = KVX_FAIL(KVX_ERR_NOT_FOUND, "transfer %llu unknown or already reported finished",

@@ -50,8 +50,9 @@ typedef struct kv_link {
 
 struct kvx_kv {
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_rwlock_t engine_lock; /* see kvx_kv_set_role() */
     kvx_engine_h engine;
+    char name[KVX_ENGINE_NAME_MAX]; /* the engine's name, kept across swaps */
     uint64_t cluster_id;
     kvx_kv_role_t role;
     char local_ip[KVX_ENGINE_NAME_MAX];
@@ -72,6 +73,18 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left until @p deadline (CLOCK_MONOTONIC ms): one deadline
+ * covers every step of a call. */
+static kvx_status_t left_ms(uint64_t deadline, int *left_p)
+{
+    uint64_t now = now_ms();
+    if (now >= deadline) {
+        return KVX_FAIL(KVX_ERR_TIMEOUT, "kv: deadline passed");
+    }
+    *left_p = (int)(deadline - now);
+    return KVX_OK;
 }
 
 /* ----------------------------------------------------------- instance */
@@ -126,19 +139,40 @@ static kvx_status_t publish(kvx_kv_h kv)
     return status;
 }
 
-/* Register the table and every cache with @p engine. kv->lock held. */
+/* Register the table and every cache with @p engine, and only on success
+ * switch the handles over to it. kv->lock held. */
 static kvx_status_t register_all(kvx_kv_h kv, kvx_engine_h engine)
 {
-    kvx_status_t status =
-        register_region(engine, kv->table, kv->table_cap, KVX_MEM_HOST, KVX_KV_TABLE_TAG,
-                        KVX_MEM_ACCESS_READ_ONLY, &kv->table_mem);
+    size_t total = 1;
+    for (kv_cache_t *c = kv->caches; c != NULL; c = c->next) {
+        total += c->geom.num_tensors;
+    }
+    kvx_mem_h *handles = calloc(total, sizeof(*handles));
+    if (handles == NULL) {
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "kv: out of memory");
+    }
+    kvx_status_t status = register_region(engine, kv->table, kv->table_cap, KVX_MEM_HOST,
+                                          KVX_KV_TABLE_TAG, KVX_MEM_ACCESS_READ_ONLY, &handles[0]);
+    size_t k = 1;
     for (kv_cache_t *c = kv->caches; c != NULL && status == KVX_OK; c = c->next) {
-        for (uint32_t t = 0; t < c->geom.num_tensors && status == KVX_OK; t++) {
+        for (uint32_t t = 0; t < c->geom.num_tensors && status == KVX_OK; t++, k++) {
             status = register_region(engine, (void *)(uintptr_t)c->addrs[t], c->geom.tensor_size,
                                      c->placement, (uint64_t)c->id, KVX_MEM_ACCESS_READ_WRITE,
-                                     &c->mems[t]);
+                                     &handles[k]);
         }
     }
+    if (status == KVX_OK) {
+        /* A failed attempt leaves the handles of the current engine alone
+         * (the caller destroys the new engine, which drops its own). */
+        kv->table_mem = handles[0];
+        k = 1;
+        for (kv_cache_t *c = kv->caches; c != NULL; c = c->next) {
+            for (uint32_t t = 0; t < c->geom.num_tensors; t++, k++) {
+                c->mems[t] = handles[k];
+            }
+        }
+    }
+    free(handles);
     return status;
 }
 
@@ -209,7 +243,7 @@ kvx_status_t kvx_kv_create(const kvx_kv_params_t *params, kvx_kv_h *kv_p)
     kv->table_cap = cap;
     kv->table = calloc(1, cap);
     pthread_mutex_init(&kv->lock, NULL);
-    pthread_cond_init(&kv->cond, NULL);
+    pthread_rwlock_init(&kv->engine_lock, NULL);
     kvx_status_t status = (kv->table == NULL) ? KVX_ERR_NO_MEMORY : KVX_OK;
     if (status == KVX_OK) {
         status = make_engine(kv, listen != NULL ? listen : kv->local_ip, &kv->engine);
@@ -224,10 +258,11 @@ kvx_status_t kvx_kv_create(const kvx_kv_params_t *params, kvx_kv_h *kv_p)
         }
         free(kv->table);
         pthread_mutex_destroy(&kv->lock);
-        pthread_cond_destroy(&kv->cond);
+        pthread_rwlock_destroy(&kv->engine_lock);
         free(kv);
         return status;
     }
+    snprintf(kv->name, sizeof(kv->name), "%s", kvx_engine_name(kv->engine));
     kvx_info("kv: cluster %llu (%s) at %s", (unsigned long long)kv->cluster_id,
              role == KVX_KV_ROLE_PROMPT    ? "prompt"
              : role == KVX_KV_ROLE_DECODER ? "decoder"
@@ -273,13 +308,13 @@ void kvx_kv_destroy(kvx_kv_h kv)
     }
     free(kv->table);
     pthread_mutex_destroy(&kv->lock);
-    pthread_cond_destroy(&kv->cond);
+    pthread_rwlock_destroy(&kv->engine_lock);
     free(kv);
 }
 
 const char *kvx_kv_listen_name(kvx_kv_h kv)
 {
-    return kv != NULL ? kvx_engine_name(kv->engine) : "";
+    return kv != NULL ? kv->name : "";
 }
 
 uint64_t kvx_kv_cluster_id(kvx_kv_h kv)
@@ -377,19 +412,22 @@ static kvx_status_t cache_add(kvx_kv_h kv, const kvx_kv_cache_desc_t *desc,
             kv->next_cache_id++;
         }
     }
+    /* Copy out before unlocking: once published, another thread may
+     * remove the cache. */
+    if (status == KVX_OK) {
+        *cache_id_p = c->id;
+        for (uint32_t t = 0; out_addrs != NULL && t < geom.num_tensors; t++) {
+            out_addrs[t] = (void *)(uintptr_t)c->addrs[t];
+        }
+        kvx_debug("kv: cache %lld: %u tensors of %llu bytes (%s)", (long long)c->id,
+                  geom.num_tensors, (unsigned long long)geom.tensor_size,
+                  c->allocated ? "allocated" : "registered");
+    }
     pthread_mutex_unlock(&kv->lock);
     if (status != KVX_OK) {
         cache_free(c);
         return status;
     }
-    *cache_id_p = c->id;
-    if (out_addrs != NULL) {
-        for (uint32_t t = 0; t < geom.num_tensors; t++) {
-            out_addrs[t] = (void *)(uintptr_t)c->addrs[t];
-        }
-    }
-    kvx_debug("kv: cache %lld: %u tensors of %llu bytes (%s)", (long long)c->id, geom.num_tensors,
-              (unsigned long long)geom.tensor_size, c->allocated ? "allocated" : "registered");
     return KVX_OK;
 }
 
@@ -439,25 +477,24 @@ static kvx_status_t cache_remove(kvx_kv_h kv, int64_t id, int allocated)
         /* Unpublish first so peers stop finding it, then drop the memory. */
         *pp = c->next;
         publish(kv);
-        for (uint32_t t = 0; t < c->geom.num_tensors; t++) {
-            kvx_status_t st = kvx_mem_deregister(kv->engine, c->mems[t]);
-            if (st == KVX_ERR_BUSY) {
-                /* A peer's transfer is being served from it right now. */
-                for (int tries = 0; tries < 1000 && st == KVX_ERR_BUSY; tries++) {
-                    usleep(1000);
-                    st = kvx_mem_deregister(kv->engine, c->mems[t]);
-                }
-            }
-            if (st != KVX_OK) {
-                status = st;
-            }
+        uint32_t t = 0;
+        for (; t < c->geom.num_tensors && status == KVX_OK; t++) {
+            status = kvx_mem_deregister(kv->engine, c->mems[t]);
         }
         if (status != KVX_OK) {
-            /* Keep the memory rather than free what a peer may still touch. */
+            /* A peer is copying from it right now: put back what was
+             * dropped and report BUSY (the caller retries); never free
+             * memory a peer may still touch. */
+            for (uint32_t u = 0; u + 1 < t; u++) {
+                KVX_KEEP_ERROR(register_region(kv->engine, (void *)(uintptr_t)c->addrs[u],
+                                               c->geom.tensor_size, c->placement, (uint64_t)c->id,
+                                               KVX_MEM_ACCESS_READ_WRITE, &c->mems[u]));
+            }
             c->next = kv->caches;
             kv->caches = c;
             publish(kv);
-            status = KVX_FAIL(status, "cache %lld is still in use by a peer", (long long)id);
+            status =
+                KVX_FAIL(status, "cache %lld is in use by a peer right now; retry", (long long)id);
         } else {
             cache_free(c);
         }
@@ -510,7 +547,7 @@ static kv_link_t *link_find(kvx_kv_h kv, uint64_t cluster_id)
 
 /* Read a remote's cache table (retrying torn copies). */
 static kvx_status_t read_table(kvx_engine_h engine, const char *remote, uint64_t addr, size_t len,
-                               int timeout_ms, uint64_t *cluster_p,
+                               uint64_t deadline, uint64_t *cluster_p,
                                kvx_kv_table_entry_t **entries_p, size_t *count_p)
 {
     size_t want = len < KVX_KV_TABLE_FIRST_READ ? len : KVX_KV_TABLE_FIRST_READ;
@@ -529,10 +566,12 @@ static kvx_status_t read_table(kvx_engine_h engine, const char *remote, uint64_t
     }
     kvx_xfer_params_t xp = {.field_mask =
                                 KVX_XFER_PARAM_FIELD_TIMEOUT | KVX_XFER_PARAM_FIELD_REMOTE_TAG,
-                            .timeout_ms = timeout_ms,
                             .remote_tag = KVX_KV_TABLE_TAG};
     for (int tries = 0; tries < TABLE_READ_TRIES; tries++) {
         kvx_xfer_desc_t d = {buf, addr, want};
+        if ((status = left_ms(deadline, &xp.timeout_ms)) != KVX_OK) {
+            break;
+        }
         status = kvx_xfer_sync(engine, remote, KVX_OP_READ, &d, 1, &xp);
         if (status != KVX_OK) {
             break;
@@ -555,13 +594,13 @@ static kvx_status_t read_table(kvx_engine_h engine, const char *remote, uint64_t
 }
 
 /* Re-read a link's table and swap it in. */
-static kvx_status_t link_refresh(kvx_kv_h kv, kv_link_t *link, int timeout_ms)
+static kvx_status_t link_refresh(kvx_kv_h kv, kv_link_t *link, uint64_t deadline)
 {
     uint64_t cluster;
     kvx_kv_table_entry_t *entries;
     size_t count;
     kvx_status_t status = read_table(kv->engine, link->remote, link->table_addr, link->table_len,
-                                     timeout_ms, &cluster, &entries, &count);
+                                     deadline, &cluster, &entries, &count);
     if (status != KVX_OK) {
         return status;
     }
@@ -579,7 +618,6 @@ static void link_put(kvx_kv_h kv, kv_link_t *link)
 {
     pthread_mutex_lock(&kv->lock);
     int last = --link->refs == 0 && link->unlinked;
-    pthread_cond_broadcast(&kv->cond);
     pthread_mutex_unlock(&kv->lock);
     if (last) {
         kvx_kv_table_free(link->caches, link->ncaches);
@@ -591,22 +629,35 @@ static void link_put(kvx_kv_h kv, kv_link_t *link)
 static kvx_status_t link_setup(kvx_kv_h kv, const kvx_kv_cluster_t *cl, int timeout_ms,
                                kv_link_t **link_p)
 {
-    kvx_remote_mem_t mems[256];
-    size_t n = 0;
-    kvx_status_t status = kvx_engine_remote_mem(kv->engine, cl->remote, mems, 256, &n, timeout_ms);
-    if (status != KVX_OK) {
-        return status;
+    /* The table can sit anywhere among many tensor registrations. */
+    size_t room = 256, n = 0;
+    kvx_remote_mem_t *mems = NULL;
+    kvx_status_t status;
+    for (;;) {
+        kvx_remote_mem_t *grown = realloc(mems, room * sizeof(*mems));
+        if (grown == NULL) {
+            free(mems);
+            return KVX_FAIL(KVX_ERR_NO_MEMORY, "kv: out of memory");
+        }
+        mems = grown;
+        status = kvx_engine_remote_mem(kv->engine, cl->remote, mems, room, &n, timeout_ms);
+        if (status != KVX_OK || n <= room) {
+            break;
+        }
+        room = n;
     }
-    kv_link_t *link = calloc(1, sizeof(*link));
+    kv_link_t *link = status == KVX_OK ? calloc(1, sizeof(*link)) : NULL;
     if (link == NULL) {
-        return KVX_FAIL(KVX_ERR_NO_MEMORY, "kv: out of memory");
+        free(mems);
+        return status != KVX_OK ? status : KVX_FAIL(KVX_ERR_NO_MEMORY, "kv: out of memory");
     }
-    for (size_t i = 0; i < n && i < 256; i++) {
+    for (size_t i = 0; i < n && i < room; i++) {
         if (mems[i].tag == KVX_KV_TABLE_TAG) {
             link->table_addr = mems[i].address;
             link->table_len = mems[i].length;
         }
     }
+    free(mems);
     if (link->table_addr == 0 || link->table_len > (64u << 20)) {
         free(link);
         return KVX_FAIL(KVX_ERR_CLUSTER_MISMATCH, "%s is a kvx engine but not a KV instance",
@@ -615,8 +666,8 @@ static kvx_status_t link_setup(kvx_kv_h kv, const kvx_kv_cluster_t *cl, int time
     link->cluster_id = cl->remote_cluster_id;
     snprintf(link->remote, sizeof(link->remote), "%s", cl->remote);
     uint64_t cluster = 0;
-    status = read_table(kv->engine, cl->remote, link->table_addr, link->table_len, timeout_ms,
-                        &cluster, &link->caches, &link->ncaches);
+    status = read_table(kv->engine, cl->remote, link->table_addr, link->table_len,
+                        now_ms() + (uint64_t)timeout_ms, &cluster, &link->caches, &link->ncaches);
     if (status == KVX_OK && cluster != cl->remote_cluster_id) {
         status = KVX_FAIL(KVX_ERR_CLUSTER_MISMATCH, "%s is cluster %llu, not %llu", cl->remote,
                           (unsigned long long)cluster, (unsigned long long)cl->remote_cluster_id);
@@ -630,8 +681,8 @@ static kvx_status_t link_setup(kvx_kv_h kv, const kvx_kv_cluster_t *cl, int time
     return KVX_OK;
 }
 
-kvx_status_t kvx_kv_link(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t count,
-                         int timeout_ms, kvx_status_t *statuses)
+static kvx_status_t link_impl(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t count,
+                              int timeout_ms, kvx_status_t *statuses)
 {
     kvx_error_clear();
     if (kv == NULL || clusters == NULL || count == 0 || timeout_ms < 0) {
@@ -715,8 +766,8 @@ kvx_status_t kvx_kv_link(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t c
     return first_error;
 }
 
-kvx_status_t kvx_kv_unlink(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t count,
-                           int timeout_ms, int force, kvx_status_t *statuses)
+static kvx_status_t unlink_impl(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t count,
+                                int timeout_ms, int force, kvx_status_t *statuses)
 {
     kvx_error_clear();
     if (kv == NULL || clusters == NULL || count == 0 || timeout_ms < 0) {
@@ -763,7 +814,7 @@ kvx_status_t kvx_kv_unlink(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t
     return first_error;
 }
 
-kvx_status_t kvx_kv_link_count(kvx_kv_h kv, size_t *outgoing, size_t *incoming)
+static kvx_status_t link_count_impl(kvx_kv_h kv, size_t *outgoing, size_t *incoming)
 {
     kvx_error_clear();
     if (kv == NULL) {
@@ -784,6 +835,8 @@ kvx_status_t kvx_kv_link_count(kvx_kv_h kv, size_t *outgoing, size_t *incoming)
     return KVX_OK;
 }
 
+static kvx_status_t set_role_locked(kvx_kv_h kv, kvx_kv_role_t role, const char *listen);
+
 kvx_status_t kvx_kv_set_role(kvx_kv_h kv, kvx_kv_role_t role, const char *listen)
 {
     kvx_error_clear();
@@ -793,8 +846,17 @@ kvx_status_t kvx_kv_set_role(kvx_kv_h kv, kvx_kv_role_t role, const char *listen
     if (!kv->switch_role_enable) {
         return KVX_FAIL(KVX_ERR_UNSUPPORTED, "set_role: switching roles was disabled");
     }
+    /* Exclusive: no other call may use the engine while it is replaced. */
+    pthread_rwlock_wrlock(&kv->engine_lock);
+    kvx_status_t status = set_role_locked(kv, role, listen);
+    pthread_rwlock_unlock(&kv->engine_lock);
+    return status;
+}
+
+static kvx_status_t set_role_locked(kvx_kv_h kv, kvx_kv_role_t role, const char *listen)
+{
     size_t out = 0, in = 0;
-    kvx_kv_link_count(kv, &out, &in);
+    link_count_impl(kv, &out, &in);
     if (out > 0 || in > 0) {
         return KVX_FAIL(KVX_ERR_LINK_EXISTS,
                         "set_role: %zu outgoing and %zu incoming link(s) exist; unlink first", out,
@@ -820,10 +882,13 @@ kvx_status_t kvx_kv_set_role(kvx_kv_h kv, kvx_kv_role_t role, const char *listen
         }
         kvx_engine_h old = kv->engine;
         kv->engine = engine;
+        snprintf(kv->name, sizeof(kv->name), "%s", kvx_engine_name(engine));
         pthread_mutex_unlock(&kv->lock);
         kvx_engine_destroy(old);
     }
+    pthread_mutex_lock(&kv->lock);
     kv->role = role;
+    pthread_mutex_unlock(&kv->lock);
     kvx_info("kv: cluster %llu is now %s at %s", (unsigned long long)kv->cluster_id,
              role == KVX_KV_ROLE_PROMPT    ? "prompt"
              : role == KVX_KV_ROLE_DECODER ? "decoder"
@@ -870,13 +935,14 @@ typedef struct kv_xfer {
 } kv_xfer_t;
 
 /* Plan against the current remote snapshot and run one engine transfer. */
-static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
+static kvx_status_t remote_xfer_impl(kvx_kv_h kv, const kv_xfer_t *x)
 {
     int timeout;
     kvx_status_t status = xfer_timeout(kv, x->params, &timeout);
     if (status != KVX_OK) {
         return status;
     }
+    uint64_t deadline = now_ms() + (uint64_t)timeout;
     if (x->remote == NULL) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "remote cache index is NULL");
     }
@@ -908,7 +974,7 @@ static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
             }
             /* Registered after our last look: read the table again. */
             pthread_mutex_unlock(&kv->lock);
-            status = link_refresh(kv, link, timeout);
+            status = link_refresh(kv, link, deadline);
             pthread_mutex_lock(&kv->lock);
             if (status != KVX_OK) {
                 break;
@@ -934,6 +1000,11 @@ static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
         kvx_kv_span_t *spans = NULL;
         size_t n = 0;
         status = kvx_kv_plan(&req, &spans, &n);
+        if (status == KVX_OK && n > KVX_XFER_MAX_DESCS) {
+            status = KVX_FAIL(KVX_ERR_RESOURCE_EXHAUSTED,
+                              "%zu spans exceed one transfer (%u); split the request", n,
+                              KVX_XFER_MAX_DESCS);
+        }
         pthread_mutex_unlock(&kv->lock);
         if (status == KVX_OK) {
             kvx_xfer_desc_t *descs = malloc(n * sizeof(*descs));
@@ -949,13 +1020,13 @@ static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
                  * this cache's, even if it was registered again since. */
                 kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_TIMEOUT |
                                                       KVX_XFER_PARAM_FIELD_REMOTE_TAG,
-                                        .timeout_ms = timeout,
+                                        .timeout_ms = 0,
                                         .remote_tag = (uint64_t)x->remote->cache_id};
-                for (size_t off = 0; off < n && status == KVX_OK; off += KVX_XFER_MAX_DESCS) {
-                    size_t chunk = n - off < KVX_XFER_MAX_DESCS ? n - off : KVX_XFER_MAX_DESCS;
+                /* One engine transfer: every span checked before any moves. */
+                status = left_ms(deadline, &xp.timeout_ms);
+                if (status == KVX_OK) {
                     status = kvx_xfer_sync(kv->engine, link->remote,
-                                           x->pull ? KVX_OP_READ : KVX_OP_WRITE, descs + off, chunk,
-                                           &xp);
+                                           x->pull ? KVX_OP_READ : KVX_OP_WRITE, descs, n, &xp);
                 }
                 free(descs);
             }
@@ -964,7 +1035,7 @@ static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
         if (status == KVX_ERR_REMOTE_ACCESS && attempt == 0) {
             /* Maybe unregistered since our snapshot: look again. */
             kvx_status_t refreshed;
-            KVX_KEEP_ERROR(refreshed = link_refresh(kv, link, timeout));
+            KVX_KEEP_ERROR(refreshed = link_refresh(kv, link, deadline));
             if (refreshed == KVX_OK) {
                 pthread_mutex_lock(&kv->lock);
                 if (remote_find(link, x->remote->cache_id) == NULL) {
@@ -975,7 +1046,10 @@ static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
                 pthread_mutex_unlock(&kv->lock);
             }
         }
-        if (status == KVX_ERR_CANCELED || (status != KVX_OK && link->unlinked)) {
+        pthread_mutex_lock(&kv->lock);
+        int unlinked = link->unlinked;
+        pthread_mutex_unlock(&kv->lock);
+        if (status == KVX_ERR_CANCELED || (status != KVX_OK && unlinked)) {
             status = KVX_FAIL(KVX_ERR_CANCELED, "cluster %llu was unlinked during the transfer",
                               (unsigned long long)x->remote->cluster_id);
         }
@@ -985,6 +1059,82 @@ static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
     local->busy--;
     pthread_mutex_unlock(&kv->lock);
     link_put(kv, link);
+    return status;
+}
+
+static kvx_status_t notify_impl(kvx_kv_h kv, uint64_t cluster_id, const char *name, const void *msg,
+                                size_t msg_len);
+static kvx_status_t notify_fetch_impl(kvx_kv_h kv, int timeout_ms, kvx_notification_t **list_p,
+                                      size_t *count_p);
+
+/* --------------------------------------------- engine swaps (set_role) */
+
+/* Calls that use kv->engine outside kv->lock hold engine_lock shared;
+ * kvx_kv_set_role() takes it exclusively to replace the engine. */
+kvx_status_t kvx_kv_link(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t count,
+                         int timeout_ms, kvx_status_t *statuses)
+{
+    if (kv == NULL) {
+        return link_impl(kv, clusters, count, timeout_ms, statuses);
+    }
+    pthread_rwlock_rdlock(&kv->engine_lock);
+    kvx_status_t status = link_impl(kv, clusters, count, timeout_ms, statuses);
+    pthread_rwlock_unlock(&kv->engine_lock);
+    return status;
+}
+
+kvx_status_t kvx_kv_unlink(kvx_kv_h kv, const kvx_kv_cluster_t *clusters, size_t count,
+                           int timeout_ms, int force, kvx_status_t *statuses)
+{
+    if (kv == NULL) {
+        return unlink_impl(kv, clusters, count, timeout_ms, force, statuses);
+    }
+    pthread_rwlock_rdlock(&kv->engine_lock);
+    kvx_status_t status = unlink_impl(kv, clusters, count, timeout_ms, force, statuses);
+    pthread_rwlock_unlock(&kv->engine_lock);
+    return status;
+}
+
+kvx_status_t kvx_kv_link_count(kvx_kv_h kv, size_t *outgoing, size_t *incoming)
+{
+    if (kv == NULL) {
+        return link_count_impl(kv, outgoing, incoming);
+    }
+    pthread_rwlock_rdlock(&kv->engine_lock);
+    kvx_status_t status = link_count_impl(kv, outgoing, incoming);
+    pthread_rwlock_unlock(&kv->engine_lock);
+    return status;
+}
+
+kvx_status_t kvx_kv_notify(kvx_kv_h kv, uint64_t cluster_id, const char *name, const void *msg,
+                           size_t msg_len)
+{
+    if (kv == NULL) {
+        return notify_impl(kv, cluster_id, name, msg, msg_len);
+    }
+    pthread_rwlock_rdlock(&kv->engine_lock);
+    kvx_status_t status = notify_impl(kv, cluster_id, name, msg, msg_len);
+    pthread_rwlock_unlock(&kv->engine_lock);
+    return status;
+}
+
+kvx_status_t kvx_kv_notify_fetch(kvx_kv_h kv, int timeout_ms, kvx_notification_t **list_p,
+                                 size_t *count_p)
+{
+    if (kv == NULL) {
+        return notify_fetch_impl(kv, timeout_ms, list_p, count_p);
+    }
+    pthread_rwlock_rdlock(&kv->engine_lock);
+    kvx_status_t status = notify_fetch_impl(kv, timeout_ms, list_p, count_p);
+    pthread_rwlock_unlock(&kv->engine_lock);
+    return status;
+}
+
+static kvx_status_t remote_xfer(kvx_kv_h kv, const kv_xfer_t *x)
+{
+    pthread_rwlock_rdlock(&kv->engine_lock);
+    kvx_status_t status = remote_xfer_impl(kv, x);
+    pthread_rwlock_unlock(&kv->engine_lock);
     return status;
 }
 
@@ -1164,8 +1314,8 @@ kvx_status_t kvx_kv_copy_blocks(kvx_kv_h kv, int64_t src_cache_id, int64_t dst_c
 
 /* ------------------------------------------------------ notifications */
 
-kvx_status_t kvx_kv_notify(kvx_kv_h kv, uint64_t cluster_id, const char *name, const void *msg,
-                           size_t msg_len)
+static kvx_status_t notify_impl(kvx_kv_h kv, uint64_t cluster_id, const char *name, const void *msg,
+                                size_t msg_len)
 {
     kvx_error_clear();
     if (kv == NULL) {
@@ -1186,18 +1336,30 @@ kvx_status_t kvx_kv_notify(kvx_kv_h kv, uint64_t cluster_id, const char *name, c
     return status;
 }
 
-kvx_status_t kvx_kv_notify_fetch(kvx_kv_h kv, int timeout_ms, kvx_notification_t **list_p,
-                                 size_t *count_p)
+static kvx_status_t notify_fetch_impl(kvx_kv_h kv, int timeout_ms, kvx_notification_t **list_p,
+                                      size_t *count_p)
 {
     kvx_error_clear();
     if (kv == NULL || list_p == NULL || count_p == NULL) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_notify_fetch: NULL argument");
     }
-    kvx_status_t status = kvx_notify_wait(kv->engine, timeout_ms);
-    if (status != KVX_OK) {
-        *list_p = NULL;
-        *count_p = 0;
-        return status;
+    *list_p = NULL;
+    *count_p = 0;
+    if (timeout_ms < 0) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_notify_fetch: negative timeout");
     }
-    return kvx_notify_fetch(kv->engine, list_p, count_p);
+    /* Another thread may take what the wait saw: wait again until ours. */
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        uint64_t now = now_ms();
+        int left = now < deadline ? (int)(deadline - now) : 0;
+        kvx_status_t status = kvx_notify_wait(kv->engine, left);
+        if (status != KVX_OK) {
+            return status;
+        }
+        status = kvx_notify_fetch(kv->engine, list_p, count_p);
+        if (status != KVX_OK || *count_p > 0) {
+            return status;
+        }
+    }
 }

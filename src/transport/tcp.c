@@ -26,6 +26,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "transport/shm.h"
 #include "transport/transport.h"
 #include "util/error.h"
 #include "util/time.h"
@@ -76,7 +77,9 @@ struct kvx_tp_conn {
     pthread_mutex_t lock;
     enum conn_state state;
     send_item_t *sq_head, *sq_tail;
-    int want_out; /* EPOLLOUT armed */
+    int want_out;    /* EPOLLOUT armed */
+    size_t sq_items; /* queued items: replies wait here for a slow reader */
+    int read_paused; /* too many replies queued: stop reading requests */
     frame_t *fr_head, *fr_tail;
     kvx_tp_op_t *ops; /* in flight, for deadlines */
     uint64_t next_seq;
@@ -92,8 +95,11 @@ struct kvx_tp_conn {
     int piovcnt, piov_idx;
     uint64_t premaining;
     int pdiscard;
-    frame_t *pframe; /* initiator: READ_RESP being received */
-    void *ppin;      /* target: WRITE_REQ memory pinned */
+    frame_t *pframe;      /* initiator: READ_RESP being received */
+    kvx_shm_link_t *shm;  /* initiator: same-host data path, once set up */
+    kvx_shm_pins_t *pins; /* target: this link's pins on our slot table */
+    int shm_offered;
+    void *ppin; /* target: WRITE_REQ memory pinned */
     kvx_status_t pstatus;
     uint64_t pseq;
     kvx_wire_desc_t *wdescs;
@@ -119,8 +125,12 @@ struct tcp_thread {
     uint64_t next_tick;
 };
 
+enum shm_mode { SHM_OFF, SHM_AUTO, SHM_ONLY };
+
 struct kvx_tp {
     kvx_tp_upcalls_t up;
+    enum shm_mode shm_mode;     /* KVX_TRANSPORT: tcp, auto (default) or shm */
+    kvx_shm_table_t *shm_table; /* our registrations, for same-host peers */
     uint64_t instance;
     unsigned nthreads;
     tcp_thread_t *threads;
@@ -143,6 +153,12 @@ static void conn_release(kvx_tp_conn_t *conn)
 {
     if (__atomic_sub_fetch(&conn->refs, 1, __ATOMIC_ACQ_REL) != 0) {
         return;
+    }
+    kvx_shm_link_close(conn->shm);
+    /* Only a link that never reached its thread still has items here. */
+    for (send_item_t *it = conn->sq_head, *next; it != NULL; it = next) {
+        next = it->next;
+        free(it);
     }
     free(conn->rbuf);
     free(conn->piov);
@@ -202,7 +218,9 @@ static kvx_status_t thread_post(tcp_thread_t *th, kvx_tp_conn_t *conn, kvx_statu
 
 static void conn_set_events(kvx_tp_conn_t *conn, int op)
 {
-    struct epoll_event ev = {.events = EPOLLIN | (conn->want_out ? EPOLLOUT : 0), .data.ptr = conn};
+    struct epoll_event ev = {.events = (conn->read_paused ? 0 : EPOLLIN) |
+                                       (conn->want_out ? EPOLLOUT : 0),
+                             .data.ptr = conn};
     if (epoll_ctl(conn->th->epfd, op, conn->fd, &ev) != 0 && op != EPOLL_CTL_DEL) {
         kvx_error("tcp: epoll_ctl on fd %d failed: %m", conn->fd);
     }
@@ -242,8 +260,15 @@ static send_item_t *item_frame(uint8_t type, int32_t status, uint64_t seq, size_
     return item;
 }
 
+/* A peer that sends requests but does not read the replies would make the
+ * target queue without end: past SQ_HIGH items it stops reading that link
+ * until the queue is back under SQ_LOW. */
+#define SQ_HIGH 4096
+#define SQ_LOW  1024
+
 static void sq_push(kvx_tp_conn_t *conn, send_item_t *item)
 {
+    conn->sq_items++;
     item->next = NULL;
     if (conn->sq_tail != NULL) {
         conn->sq_tail->next = item;
@@ -289,6 +314,7 @@ static int conn_flush(kvx_tp_conn_t *conn, send_item_t **done_p, int *close_p)
                 break;
             }
             conn->sq_head = it->next;
+            conn->sq_items--;
             if (conn->sq_head == NULL) {
                 conn->sq_tail = NULL;
             }
@@ -445,10 +471,17 @@ static kvx_status_t queue_op(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
 
     if (op->kind == KVX_TP_OP_READ || op->kind == KVX_TP_OP_WRITE) {
         int write = op->kind == KVX_TP_OP_WRITE;
-        for (size_t first = 0; first < op->count; first += KVX_WIRE_MAX_FRAME_DESCS) {
-            size_t n = op->count - first;
-            if (n > KVX_WIRE_MAX_FRAME_DESCS) {
-                n = KVX_WIRE_MAX_FRAME_DESCS;
+        size_t n = 0;
+        for (size_t first = 0; first < op->count; first += n) {
+            /* A frame holds at most KVX_WIRE_MAX_FRAME_DESCS descriptors and
+             * KVX_WIRE_MAX_PAYLOAD bytes (a descriptor is below it: the
+             * engine refuses longer ones). */
+            uint64_t bytes = 0;
+            n = 0;
+            while (first + n < op->count && n < KVX_WIRE_MAX_FRAME_DESCS &&
+                   bytes + op->descs[first + n].length <= KVX_WIRE_MAX_PAYLOAD) {
+                bytes += op->descs[first + n].length;
+                n++;
             }
             uint8_t *buf;
             size_t tag_len = op->has_remote_tag ? 8 : 0;
@@ -566,6 +599,15 @@ static kvx_status_t tcp_submit(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
     if (conn->state != C_READY || conn->close_requested) {
         pthread_mutex_unlock(&conn->lock);
         return KVX_FAIL(KVX_ERR_CONNECTION_LOST, "tcp: link to %s is not open", conn->peer_name);
+    }
+    if (conn->shm != NULL && (op->kind == KVX_TP_OP_READ || op->kind == KVX_TP_OP_WRITE)) {
+        /* Same host: the caller's thread copies; the target does nothing.
+         * The caller holds a reference, so the link outlives the copy. */
+        pthread_mutex_unlock(&conn->lock);
+        kvx_status_t st = kvx_shm_link_xfer(conn->shm, op->kind == KVX_TP_OP_WRITE, op->descs,
+                                            op->count, op->has_remote_tag ? &op->remote_tag : NULL);
+        op->done(op, st);
+        return KVX_OK;
     }
     kvx_status_t status = queue_op(conn, op);
     int failed = 0;
@@ -699,7 +741,105 @@ static int payload_end(kvx_tp_conn_t *conn)
 static int is_request(uint8_t type)
 {
     return type == KVX_WIRE_HELLO || type == KVX_WIRE_READ_REQ || type == KVX_WIRE_WRITE_REQ ||
-           type == KVX_WIRE_NOTIFY || type == KVX_WIRE_MEM_QUERY;
+           type == KVX_WIRE_NOTIFY || type == KVX_WIRE_MEM_QUERY || type == KVX_WIRE_SHM_OFFER;
+}
+/* Target: an initiator on this host asks for the same-host path. */
+static int handle_shm_offer(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
+{
+    kvx_tp_t *tp = conn->tp;
+    kvx_wire_shm_t offer, reply = {0};
+    if (kvx_wire_decode_shm(body, hdr->body_len, KVX_WIRE_SHM_OFFER, &offer) != KVX_OK) {
+        kvx_warn("tcp: bad shm offer from %s: %s", conn->peer_name, kvx_last_error());
+        return -1;
+    }
+    kvx_status_t status = KVX_OK;
+    if (tp->shm_table == NULL || conn->pins != NULL) {
+        status = KVX_ERR_UNSUPPORTED;
+    } else if (offer.boot_id != kvx_shm_boot_id() || offer.uid != (uint32_t)getuid()) {
+        status = KVX_ERR_UNSUPPORTED; /* another host, or another user */
+    } else {
+        status = kvx_shm_pins_create(tp->shm_table, &conn->pins);
+    }
+    if (status == KVX_OK) {
+        reply = (kvx_wire_shm_t){.boot_id = offer.boot_id,
+                                 .pid = (uint32_t)getpid(),
+                                 .table_fd = (uint32_t)kvx_shm_table_fd(tp->shm_table),
+                                 .pins_fd = (uint32_t)kvx_shm_pins_fd(conn->pins),
+                                 .probe = kvx_shm_table_probe_addr(tp->shm_table)};
+    }
+    uint8_t *out;
+    send_item_t *item =
+        item_frame(KVX_WIRE_SHM_ACCEPT, status, hdr->seq, KVX_WIRE_SHM_ACCEPT_SIZE, &out);
+    if (item == NULL) {
+        return -1;
+    }
+    memset(out, 0, KVX_WIRE_SHM_ACCEPT_SIZE);
+    if (status == KVX_OK) {
+        kvx_wire_encode_shm(out, KVX_WIRE_SHM_ACCEPT, &reply);
+    }
+    return conn_reply(conn, item);
+}
+
+/* Initiator: the handshake is done; offer the same-host path, or go up. */
+static int link_ready(kvx_tp_conn_t *conn)
+{
+    kvx_tp_t *tp = conn->tp;
+    if (tp->shm_mode != SHM_OFF && !conn->shm_offered) {
+        kvx_wire_shm_t offer = {
+            .boot_id = kvx_shm_boot_id(), .pid = (uint32_t)getpid(), .uid = (uint32_t)getuid()};
+        uint8_t *out;
+        send_item_t *item = item_frame(KVX_WIRE_SHM_OFFER, 0, 0, KVX_WIRE_SHM_OFFER_SIZE, &out);
+        if (item == NULL) {
+            return -1;
+        }
+        kvx_wire_encode_shm(out, KVX_WIRE_SHM_OFFER, &offer);
+        conn->shm_offered = 1;
+        return conn_reply(conn, item);
+    }
+    pthread_mutex_lock(&conn->lock);
+    conn->state = C_READY;
+    pthread_mutex_unlock(&conn->lock);
+    tp->up.link_event(tp->up.ctx, conn->peer_ctx, conn, 1, KVX_OK);
+    return 0;
+}
+
+/* Initiator: the target's answer to our offer. */
+static int handle_shm_accept(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
+{
+    kvx_tp_t *tp = conn->tp;
+    if (!conn->shm_offered || conn->shm != NULL) {
+        kvx_warn("tcp: unexpected shm reply from %s", conn->peer_name);
+        return -1;
+    }
+    kvx_status_t status = (kvx_status_t)hdr->status;
+    kvx_wire_shm_t acc = {0};
+    kvx_shm_link_t *link = NULL;
+    const char *why = "the target declined (another host or user, or shm off there)";
+    if (status == KVX_OK) {
+        if (kvx_wire_decode_shm(body, hdr->body_len, KVX_WIRE_SHM_ACCEPT, &acc) != KVX_OK) {
+            kvx_warn("tcp: bad shm reply from %s: %s", conn->peer_name, kvx_last_error());
+            return -1;
+        }
+        status = kvx_shm_link_open((pid_t)acc.pid, (int)acc.table_fd, (int)acc.pins_fd, acc.probe,
+                                   &link);
+        why = kvx_last_error();
+    }
+    if (status != KVX_OK) {
+        if (tp->shm_mode == SHM_ONLY) {
+            kvx_warn("tcp: KVX_TRANSPORT=shm, but %s is not reachable that way: %s",
+                     conn->peer_name, why);
+            conn_fail(conn, KVX_ERR_UNSUPPORTED, 0);
+            return 1;
+        }
+        kvx_info("tcp: same-host path to %s unavailable, data goes over tcp: %s", conn->peer_name,
+                 why);
+    } else {
+        kvx_debug("tcp: same-host path to %s (pid %u)", conn->peer_name, acc.pid);
+    }
+    pthread_mutex_lock(&conn->lock);
+    conn->shm = link;
+    pthread_mutex_unlock(&conn->lock);
+    return link_ready(conn);
 }
 
 /* A full request frame on an incoming connection (target side). */
@@ -741,6 +881,8 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
         return conn_reply(conn, item);
     }
     switch (hdr->type) {
+    case KVX_WIRE_SHM_OFFER:
+        return handle_shm_offer(conn, hdr, body);
     case KVX_WIRE_READ_REQ:
     case KVX_WIRE_WRITE_REQ: {
         uint32_t n;
@@ -853,11 +995,10 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
             return 1;
         }
         memcpy(conn->peer_name, name, sizeof(name));
-        pthread_mutex_lock(&conn->lock);
-        conn->state = C_READY;
-        pthread_mutex_unlock(&conn->lock);
-        tp->up.link_event(tp->up.ctx, conn->peer_ctx, conn, 1, KVX_OK);
-        return 0;
+        return link_ready(conn);
+    }
+    if (hdr->type == KVX_WIRE_SHM_ACCEPT) {
+        return handle_shm_accept(conn, hdr, body);
     }
     pthread_mutex_lock(&conn->lock);
     frame_t *fr = conn->fr_head;
@@ -872,9 +1013,11 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
         conn->fr_tail = NULL;
     }
     pthread_mutex_unlock(&conn->lock);
-    /* Peers may only answer with statuses kvx defines; map others. */
+    /* A target may refuse only in the ways a target can; anything else
+     * (e.g. a TIMEOUT that would claim the link is broken) is a violation. */
     status = (kvx_status_t)hdr->status;
-    if (status > 0 || !kvx_status_known(status)) {
+    if (status != KVX_OK && status != KVX_ERR_REMOTE_ACCESS && status != KVX_ERR_NO_MEMORY &&
+        !(status == KVX_ERR_REMOTE_FULL && hdr->type == KVX_WIRE_NOTIFY_ACK)) {
         status = KVX_ERR_PROTOCOL;
     }
 
@@ -957,6 +1100,14 @@ static int conn_parse(kvx_tp_conn_t *conn)
             if (avail < KVX_WIRE_HDR_SIZE) {
                 return 0;
             }
+            if (!conn->outgoing && conn->sq_items >= SQ_HIGH) {
+                /* Back-pressure: leave the rest in rbuf and the socket. */
+                pthread_mutex_lock(&conn->lock);
+                conn->read_paused = 1;
+                conn_set_events(conn, EPOLL_CTL_MOD);
+                pthread_mutex_unlock(&conn->lock);
+                return 0;
+            }
             kvx_status_t status = kvx_wire_decode_hdr(p, avail, &conn->rhdr);
             if (status != KVX_OK) {
                 kvx_warn("tcp: bad frame from %s: %s",
@@ -1010,7 +1161,7 @@ static int conn_parse(kvx_tp_conn_t *conn)
 static int conn_read(kvx_tp_conn_t *conn)
 {
     size_t budget = READ_BUDGET;
-    while (budget > 0) {
+    while (budget > 0 && !conn->read_paused) {
         ssize_t n;
         if (conn->stage == R_PAYLOAD && conn->rstart == conn->rend &&
             conn->premaining >= DIRECT_READ_MIN) {
@@ -1118,6 +1269,11 @@ static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired
         tp->up.unpin(tp->up.ctx, conn->ppin);
         conn->ppin = NULL;
     }
+    if (conn->pins != NULL) {
+        /* Its pins go with it: a crashed initiator cannot hold memory. */
+        kvx_shm_pins_destroy(tp->shm_table, conn->pins);
+        conn->pins = NULL;
+    }
     items_finish(tp, items);
     for (frame_t *fr = frames, *next; fr != NULL; fr = next) {
         next = fr->next;
@@ -1194,10 +1350,32 @@ static void conn_event(kvx_tp_conn_t *conn, uint32_t events)
         int close_now = 0;
         pthread_mutex_lock(&conn->lock);
         int rc = conn_kick(conn, &done, &close_now);
+        int resume = conn->read_paused && conn->sq_items <= SQ_LOW;
+        if (resume && rc == 0 && !close_now) {
+            conn->read_paused = 0;
+            conn_set_events(conn, EPOLL_CTL_MOD);
+        }
         pthread_mutex_unlock(&conn->lock);
         items_finish(conn->tp, done);
         if (rc != 0 || close_now) {
             conn_fail(conn, rc != 0 ? errno_status(errno) : KVX_ERR_CONNECTION_LOST, 0);
+            return;
+        }
+        if (resume) {
+            /* Requests already buffered get no new EPOLLIN: parse them now. */
+            rc = conn_parse(conn);
+            if (rc < 0) {
+                errno = EPROTO;
+            } else if (rc == 0) {
+                rc = conn_read(conn);
+            }
+            if (rc < 0) {
+                conn_fail(conn,
+                          errno == EPROTO ? KVX_ERR_PROTOCOL
+                          : errno == 0    ? KVX_ERR_CONNECTION_LOST
+                                          : errno_status(errno),
+                          0);
+            }
         }
     }
 }
@@ -1239,10 +1417,15 @@ static void thread_commands(tcp_thread_t *th)
 static void thread_tick(tcp_thread_t *th, uint64_t now)
 {
     kvx_tp_t *tp = th->tp;
-    if (th == &tp->threads[0] && tp->listen_paused_until != 0 && now >= tp->listen_paused_until) {
+    uint64_t paused = __atomic_load_n(&tp->listen_paused_until, __ATOMIC_RELAXED);
+    if (th == &tp->threads[0] && paused != 0 && now >= paused) {
         struct epoll_event lev = {.events = EPOLLIN, .data.ptr = tp};
-        epoll_ctl(th->epfd, EPOLL_CTL_ADD, tp->listen_fd, &lev);
-        tp->listen_paused_until = 0;
+        if (epoll_ctl(th->epfd, EPOLL_CTL_ADD, tp->listen_fd, &lev) != 0) {
+            kvx_error("tcp: cannot resume accepting: %m; retrying in 100 ms");
+            __atomic_store_n(&tp->listen_paused_until, now + 100ull * 1000000ull, __ATOMIC_RELAXED);
+        } else {
+            __atomic_store_n(&tp->listen_paused_until, 0, __ATOMIC_RELAXED);
+        }
     }
     for (kvx_tp_conn_t *conn = th->conns, *next; conn != NULL; conn = next) {
         next = conn->th_next;
@@ -1279,7 +1462,8 @@ static void accept_all(kvx_tp_t *tp)
                  * instead of spinning, and keep serving existing links. */
                 kvx_warn("tcp: accept failed (%m); pausing accepts for 100 ms");
                 epoll_ctl(tp->threads[0].epfd, EPOLL_CTL_DEL, tp->listen_fd, NULL);
-                tp->listen_paused_until = kvx_now_ns() + 100ull * 1000000ull;
+                __atomic_store_n(&tp->listen_paused_until, kvx_now_ns() + 100ull * 1000000ull,
+                                 __ATOMIC_RELAXED);
             } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 kvx_warn("tcp: accept failed: %m");
             }
@@ -1307,7 +1491,8 @@ static void *thread_main(void *arg)
     struct epoll_event events[64];
     th->next_tick = kvx_now_ns() + TICK_NS;
     while (!__atomic_load_n(&th->stop, __ATOMIC_ACQUIRE)) {
-        int ticking = th->conns != NULL || th->tp->listen_paused_until != 0;
+        int ticking = th->conns != NULL ||
+                      __atomic_load_n(&th->tp->listen_paused_until, __ATOMIC_RELAXED) != 0;
         int timeout = ticking ? (int)(TICK_NS / 1000000ull) : -1;
         int n = epoll_wait(th->epfd, events, 64, timeout);
         if (n < 0 && errno != EINTR) {
@@ -1386,6 +1571,19 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
     }
     tp->up = *up;
     tp->instance = params->instance;
+    const char *mode = getenv("KVX_TRANSPORT");
+    tp->shm_mode = SHM_AUTO;
+    if (mode != NULL && strcmp(mode, "tcp") == 0) {
+        tp->shm_mode = SHM_OFF;
+    } else if (mode != NULL && strcmp(mode, "shm") == 0) {
+        tp->shm_mode = SHM_ONLY;
+    } else if (mode != NULL && *mode != '\0' && strcmp(mode, "auto") != 0) {
+        kvx_warn("tcp: KVX_TRANSPORT=%s is not tcp, shm or auto; using auto", mode);
+    }
+    if (tp->shm_mode != SHM_OFF && kvx_shm_table_create(&tp->shm_table) != KVX_OK) {
+        kvx_warn("tcp: same-host path off: %s", kvx_last_error());
+        tp->shm_mode = SHM_OFF;
+    }
     tp->listen_fd = -1;
     tp->nthreads = params->io_threads;
     tp->threads = calloc(tp->nthreads, sizeof(*tp->threads));
@@ -1399,6 +1597,7 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
     }
     kvx_status_t status = KVX_OK;
     if (params->listen != NULL && (status = listen_on(tp, params->listen)) != KVX_OK) {
+        kvx_shm_table_destroy(tp->shm_table);
         free(tp->threads);
         free(tp);
         return status;
@@ -1460,8 +1659,19 @@ static void tcp_destroy(kvx_tp_t *tp)
         }
         pthread_mutex_destroy(&th->cmd_lock);
     }
+    kvx_shm_table_destroy(tp->shm_table);
     free(tp->threads);
     free(tp);
+}
+
+static uint32_t tcp_mem_add(kvx_tp_t *tp, uint64_t addr, uint64_t len, uint64_t tag, int read_only)
+{
+    return tp->shm_table != NULL ? kvx_shm_table_add(tp->shm_table, addr, len, tag, read_only) : 0;
+}
+
+static kvx_status_t tcp_mem_remove(kvx_tp_t *tp, uint32_t handle)
+{
+    return tp->shm_table != NULL ? kvx_shm_table_remove(tp->shm_table, handle) : KVX_OK;
 }
 
 static kvx_status_t tcp_local_addr(kvx_tp_t *tp, kvx_addr_t *addr)
@@ -1483,4 +1693,6 @@ const kvx_transport_ops_t kvx_tcp_transport = {
     .retain = conn_retain,
     .release = conn_release,
     .submit = tcp_submit,
+    .mem_add = tcp_mem_add,
+    .mem_remove = tcp_mem_remove,
 };

@@ -100,6 +100,11 @@ typedef struct kvx_transport_ops {
     void (*release)(kvx_tp_conn_t *conn);
     /* Queue an op; KVX_OK means done() will be called. */
     kvx_status_t (*submit)(kvx_tp_conn_t *conn, kvx_tp_op_t *op);
+    /* A registration appears / goes (for paths where peers reach memory
+     * without this side's CPU). mem_add returns a handle, 0 for none;
+     * mem_remove may refuse with KVX_ERR_BUSY while a peer uses it. */
+    uint32_t (*mem_add)(kvx_tp_t *tp, uint64_t addr, uint64_t len, uint64_t tag, int read_only);
+    kvx_status_t (*mem_remove)(kvx_tp_t *tp, uint32_t handle);
 } kvx_transport_ops_t;
 
 extern const kvx_transport_ops_t kvx_tcp_transport;

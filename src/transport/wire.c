@@ -80,6 +80,10 @@ size_t kvx_wire_max_body(uint8_t type)
         return KVX_WIRE_NOTIFY_FIXED + KVX_NOTIFY_NAME_MAX + KVX_NOTIFY_MSG_MAX;
     case KVX_WIRE_MEM_TABLE:
         return KVX_WIRE_MAX_BODY;
+    case KVX_WIRE_SHM_OFFER:
+        return KVX_WIRE_SHM_OFFER_SIZE;
+    case KVX_WIRE_SHM_ACCEPT:
+        return KVX_WIRE_SHM_ACCEPT_SIZE;
     default:
         return 0;
     }
@@ -294,6 +298,44 @@ kvx_status_t kvx_wire_decode_notify(const uint8_t *body, size_t len, const char 
     *name_len_p = name_len;
     *msg_p = name + name_len;
     *msg_len_p = msg_len;
+    return KVX_OK;
+}
+
+void kvx_wire_encode_shm(uint8_t *out, uint8_t type, const kvx_wire_shm_t *shm)
+{
+    put_u64(out, shm->boot_id);
+    put_u32(out + 8, shm->pid);
+    if (type == KVX_WIRE_SHM_OFFER) {
+        put_u32(out + 12, shm->uid);
+        return;
+    }
+    put_u32(out + 12, shm->table_fd);
+    put_u32(out + 16, shm->pins_fd);
+    put_u32(out + 20, 0);
+    put_u64(out + 24, shm->probe);
+}
+
+kvx_status_t kvx_wire_decode_shm(const uint8_t *body, size_t len, uint8_t type, kvx_wire_shm_t *shm)
+{
+    size_t want = (type == KVX_WIRE_SHM_OFFER) ? KVX_WIRE_SHM_OFFER_SIZE : KVX_WIRE_SHM_ACCEPT_SIZE;
+    if (len != want) {
+        return KVX_FAIL(KVX_ERR_PROTOCOL, "shm frame type %u: body of %zu bytes, expected %zu",
+                        type, len, want);
+    }
+    memset(shm, 0, sizeof(*shm));
+    shm->boot_id = get_u64(body);
+    shm->pid = get_u32(body + 8);
+    if (type == KVX_WIRE_SHM_OFFER) {
+        shm->uid = get_u32(body + 12);
+        return KVX_OK;
+    }
+    shm->table_fd = get_u32(body + 12);
+    shm->pins_fd = get_u32(body + 16);
+    shm->probe = get_u64(body + 24);
+    if (get_u32(body + 20) != 0 || shm->pid == 0 || shm->table_fd > INT32_MAX ||
+        shm->pins_fd > INT32_MAX) {
+        return KVX_FAIL(KVX_ERR_PROTOCOL, "shm accept: malformed");
+    }
     return KVX_OK;
 }
 

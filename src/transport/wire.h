@@ -36,7 +36,9 @@ typedef enum kvx_wire_type {
     KVX_WIRE_NOTIFY_ACK = 8,
     KVX_WIRE_MEM_QUERY = 9,
     KVX_WIRE_MEM_TABLE = 10,
-    KVX_WIRE_TYPE_MAX = 10
+    KVX_WIRE_SHM_OFFER = 11,
+    KVX_WIRE_SHM_ACCEPT = 12,
+    KVX_WIRE_TYPE_MAX = 12
 } kvx_wire_type_t;
 
 /* Header flag of READ_REQ/WRITE_REQ: the body starts with a u64 tag, and
@@ -111,6 +113,26 @@ void kvx_wire_encode_notify(uint8_t *out, const char *name, size_t name_len, con
 /* Pointers into @p body; name has no NUL inside it. */
 kvx_status_t kvx_wire_decode_notify(const uint8_t *body, size_t len, const char **name_p,
                                     size_t *name_len_p, const char **msg_p, size_t *msg_len_p);
+
+/* SHM_OFFER body (16): u64 boot id hash, u32 pid, u32 uid.
+ * SHM_ACCEPT body (32): u64 boot id hash, u32 pid, u32 table fd, u32 pins fd,
+ * u32 0, u64 probe address. The same-host path (shm.h) is used only if both
+ * sides run on one boot of one kernel. */
+#define KVX_WIRE_SHM_OFFER_SIZE  16
+#define KVX_WIRE_SHM_ACCEPT_SIZE 32
+
+typedef struct kvx_wire_shm {
+    uint64_t boot_id;
+    uint32_t pid;
+    uint32_t uid;      /* offer */
+    uint32_t table_fd; /* accept */
+    uint32_t pins_fd;  /* accept */
+    uint64_t probe;    /* accept */
+} kvx_wire_shm_t;
+
+void kvx_wire_encode_shm(uint8_t *out, uint8_t type, const kvx_wire_shm_t *shm);
+kvx_status_t kvx_wire_decode_shm(const uint8_t *body, size_t len, uint8_t type,
+                                 kvx_wire_shm_t *shm);
 
 /* MEM_TABLE body: u32 count, u32 0, count x 32-byte entries */
 size_t kvx_wire_mem_table_size(uint32_t count);
