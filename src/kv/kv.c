@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -374,13 +375,17 @@ static kvx_status_t cache_add(kvx_kv_h kv, const kvx_kv_cache_desc_t *desc,
             }
         } else if (placement == KVX_MEM_DEVICE) {
             status = kvx_device_malloc(c->device, geom.tensor_size, &p);
-        } else if (posix_memalign(&p, 4096, geom.tensor_size) != 0) {
+        } else if (posix_memalign(&p, geom.tensor_size >= (2u << 20) ? (2u << 20) : 4096,
+                                  geom.tensor_size) != 0) {
             p = NULL;
             status = KVX_FAIL(KVX_ERR_NO_MEMORY, "cache: out of host memory for %llu bytes",
                               (unsigned long long)geom.tensor_size);
         }
         if (status != KVX_OK) {
             break;
+        }
+        if (given_addrs == NULL && placement == KVX_MEM_HOST && geom.tensor_size >= (2u << 20)) {
+            madvise(p, geom.tensor_size, MADV_HUGEPAGE); /* see device_host.c */
         }
         c->addrs[t] = (uintptr_t)p;
     }
