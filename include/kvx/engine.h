@@ -403,7 +403,7 @@ typedef enum kvx_feature {
     KVX_FEATURE_BATCH_STATUS = 3,  /**< kvx_xfer_query (yes) */
     KVX_FEATURE_IPV6 = 4,          /**< IPv6 engine names (yes) */
     KVX_FEATURE_TRANSPORT_TCP = 5, /**< tcp transport (yes) */
-    KVX_FEATURE_TRANSPORT_SHM = 6, /**< shm transport (not yet) */
+    KVX_FEATURE_TRANSPORT_SHM = 6, /**< same-host path (KVX_TRANSPORT) */
     KVX_FEATURE_DEVICE_CUDA = 7,   /**< built with CUDA */
     KVX_FEATURE_LIVE_MEM_TABLE = 8 /**< late registrations visible to peers (yes) */
 } kvx_feature_t;

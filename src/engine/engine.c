@@ -643,6 +643,7 @@ kvx_status_t kvx_capability(int feature, int *supported_p)
     case KVX_FEATURE_BATCH_STATUS:
     case KVX_FEATURE_IPV6:
     case KVX_FEATURE_TRANSPORT_TCP:
+    case KVX_FEATURE_TRANSPORT_SHM:
     case KVX_FEATURE_LIVE_MEM_TABLE:
         *supported_p = 1;
         break;

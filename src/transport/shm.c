@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/error.h"
@@ -39,6 +40,7 @@ struct kvx_shm_pins {
     struct kvx_shm_pins *next;
     int fd;
     uint32_t *counts;
+    uint64_t released_ns; /* link closed at; 0 while open */
 };
 
 struct kvx_shm_table {
@@ -47,6 +49,50 @@ struct kvx_shm_table {
     shm_slot_t *slots;
     kvx_shm_pins_t *pins; /* one per same-host link */
 };
+
+/* A closed link's pins still count for a while: a copy its initiator began
+ * may still be running. After this grace they go, so a crashed initiator
+ * cannot hold memory for ever. */
+#define PINS_GRACE_NS (5ull * 1000000000ull)
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int pins_idle(const kvx_shm_pins_t *p)
+{
+    for (size_t i = 0; i < KVX_SHM_SLOTS; i++) {
+        if (__atomic_load_n(&p->counts[i], __ATOMIC_SEQ_CST) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void pins_free(kvx_shm_pins_t *p)
+{
+    munmap(p->counts, PINS_BYTES);
+    close(p->fd);
+    free(p);
+}
+
+/* Drop released pins that are idle or past their grace. t->lock held. */
+static void reap_locked(kvx_shm_table_t *t)
+{
+    uint64_t now = mono_ns();
+    for (kvx_shm_pins_t **pp = &t->pins; *pp != NULL;) {
+        kvx_shm_pins_t *p = *pp;
+        if (p->released_ns != 0 && (now - p->released_ns > PINS_GRACE_NS || pins_idle(p))) {
+            *pp = p->next;
+            pins_free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+}
 
 struct kvx_shm_link {
     pid_t pid;
@@ -122,8 +168,29 @@ void kvx_shm_table_destroy(kvx_shm_table_t *t)
     if (t == NULL) {
         return;
     }
+    /* The application frees its memory once the engine is gone: mark every
+     * slot dead, then wait (bounded) for copies already pinned to end. */
+    shm_header_t *h = (shm_header_t *)&t->slots[0];
+    for (uint32_t i = 1; i < h->high_water; i++) {
+        uint32_t gen = t->slots[i].gen;
+        if (gen != 0 && !(gen & 1)) {
+            __atomic_store_n(&t->slots[i].gen, gen + 1, __ATOMIC_SEQ_CST);
+        }
+    }
+    uint64_t deadline = mono_ns() + 2000000000ull;
+    for (kvx_shm_pins_t *p = t->pins; p != NULL; p = p->next) {
+        while (!pins_idle(p) && mono_ns() < deadline) {
+            usleep(1000);
+        }
+        if (!pins_idle(p)) {
+            kvx_error("shm: a same-host peer still copies after 2 s; destroying anyway");
+            break;
+        }
+    }
     while (t->pins != NULL) {
-        kvx_shm_pins_destroy(t, t->pins);
+        kvx_shm_pins_t *p = t->pins;
+        t->pins = p->next;
+        pins_free(p);
     }
     munmap(t->slots, TABLE_BYTES);
     close(t->fd);
@@ -145,6 +212,7 @@ uint32_t kvx_shm_table_add(kvx_shm_table_t *t, uint64_t addr, uint64_t len, uint
                            int read_only)
 {
     pthread_mutex_lock(&t->lock);
+    reap_locked(t);
     shm_header_t *h = (shm_header_t *)&t->slots[0];
     uint32_t slot = 0;
     for (uint32_t i = 1; i < h->high_water; i++) {
@@ -179,6 +247,7 @@ kvx_status_t kvx_shm_table_remove(kvx_shm_table_t *t, uint32_t slot)
         return KVX_OK;
     }
     pthread_mutex_lock(&t->lock);
+    reap_locked(t);
     shm_slot_t *s = &t->slots[slot];
     uint32_t gen = s->gen;
     /* Dead first, then look for pins: an initiator pins first, then checks
@@ -217,19 +286,12 @@ kvx_status_t kvx_shm_pins_create(kvx_shm_table_t *t, kvx_shm_pins_t **pins_p)
     return KVX_OK;
 }
 
-void kvx_shm_pins_destroy(kvx_shm_table_t *t, kvx_shm_pins_t *pins)
+void kvx_shm_pins_release(kvx_shm_table_t *t, kvx_shm_pins_t *pins)
 {
     pthread_mutex_lock(&t->lock);
-    for (kvx_shm_pins_t **pp = &t->pins; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == pins) {
-            *pp = pins->next;
-            break;
-        }
-    }
+    pins->released_ns = mono_ns();
+    reap_locked(t);
     pthread_mutex_unlock(&t->lock);
-    munmap(pins->counts, PINS_BYTES);
-    close(pins->fd);
-    free(pins);
 }
 
 int kvx_shm_pins_fd(const kvx_shm_pins_t *pins)

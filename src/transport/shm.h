@@ -17,7 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Registrations the same-host path can serve (more fall back to tcp). */
+/* Registrations the same-host path can serve (slot 0 is the header; the
+ * rest fall back to tcp: the initiator finds no slot and sends frames). */
 #define KVX_SHM_SLOTS 16384
 
 typedef struct kvx_shm_table kvx_shm_table_t;
@@ -35,7 +36,9 @@ kvx_status_t kvx_shm_table_remove(kvx_shm_table_t *table, uint32_t slot);
 int kvx_shm_table_fd(const kvx_shm_table_t *table);
 uint64_t kvx_shm_table_probe_addr(const kvx_shm_table_t *table);
 kvx_status_t kvx_shm_pins_create(kvx_shm_table_t *table, kvx_shm_pins_t **pins_p);
-void kvx_shm_pins_destroy(kvx_shm_table_t *table, kvx_shm_pins_t *pins);
+/* The link closed: its pins still count for a grace period (a copy may be
+ * running), then go. */
+void kvx_shm_pins_release(kvx_shm_table_t *table, kvx_shm_pins_t *pins);
 int kvx_shm_pins_fd(const kvx_shm_pins_t *pins);
 
 /* Both sides: a hash of this boot (same value = same kernel instance). */

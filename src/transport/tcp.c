@@ -99,6 +99,7 @@ struct kvx_tp_conn {
     kvx_shm_link_t *shm;  /* initiator: same-host data path, once set up */
     kvx_shm_pins_t *pins; /* target: this link's pins on our slot table */
     int shm_offered;
+    int shm_answered;
     void *ppin; /* target: WRITE_REQ memory pinned */
     kvx_status_t pstatus;
     uint64_t pseq;
@@ -606,8 +607,18 @@ static kvx_status_t tcp_submit(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
         pthread_mutex_unlock(&conn->lock);
         kvx_status_t st = kvx_shm_link_xfer(conn->shm, op->kind == KVX_TP_OP_WRITE, op->descs,
                                             op->count, op->has_remote_tag ? &op->remote_tag : NULL);
-        op->done(op, st);
-        return KVX_OK;
+        if (st != KVX_ERR_REMOTE_ACCESS) {
+            op->done(op, st);
+            return KVX_OK;
+        }
+        /* Refused before any byte moved (memory without a slot, or changed
+         * since our snapshot): let the target decide, over the socket. */
+        pthread_mutex_lock(&conn->lock);
+        if (conn->state != C_READY || conn->close_requested) {
+            pthread_mutex_unlock(&conn->lock);
+            return KVX_FAIL(KVX_ERR_CONNECTION_LOST, "tcp: link to %s is not open",
+                            conn->peer_name);
+        }
     }
     kvx_status_t status = queue_op(conn, op);
     int failed = 0;
@@ -807,7 +818,11 @@ static int link_ready(kvx_tp_conn_t *conn)
 static int handle_shm_accept(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
 {
     kvx_tp_t *tp = conn->tp;
-    if (!conn->shm_offered || conn->shm != NULL) {
+    pthread_mutex_lock(&conn->lock);
+    int expected = conn->state == C_HELLO && conn->shm_offered && !conn->shm_answered;
+    conn->shm_answered = 1;
+    pthread_mutex_unlock(&conn->lock);
+    if (!expected) {
         kvx_warn("tcp: unexpected shm reply from %s", conn->peer_name);
         return -1;
     }
@@ -973,7 +988,7 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
     kvx_status_t status;
     if (hdr->type == KVX_WIRE_HELLO_ACK) {
         pthread_mutex_lock(&conn->lock);
-        int expected = conn->state == C_HELLO;
+        int expected = conn->state == C_HELLO && !conn->shm_offered;
         pthread_mutex_unlock(&conn->lock);
         uint64_t instance;
         char name[KVX_ENGINE_NAME_MAX];
@@ -1271,7 +1286,7 @@ static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired
     }
     if (conn->pins != NULL) {
         /* Its pins go with it: a crashed initiator cannot hold memory. */
-        kvx_shm_pins_destroy(tp->shm_table, conn->pins);
+        kvx_shm_pins_release(tp->shm_table, conn->pins);
         conn->pins = NULL;
     }
     items_finish(tp, items);
@@ -1581,8 +1596,8 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
         kvx_warn("tcp: KVX_TRANSPORT=%s is not tcp, shm or auto; using auto", mode);
     }
     if (tp->shm_mode != SHM_OFF && kvx_shm_table_create(&tp->shm_table) != KVX_OK) {
-        kvx_warn("tcp: same-host path off: %s", kvx_last_error());
-        tp->shm_mode = SHM_OFF;
+        /* Peers then cannot reach us that way; we can still reach them. */
+        kvx_warn("tcp: same-host peers will use tcp to reach this engine: %s", kvx_last_error());
     }
     tp->listen_fd = -1;
     tp->nthreads = params->io_threads;
