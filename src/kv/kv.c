@@ -462,6 +462,8 @@ static kvx_status_t cache_remove(kvx_kv_h kv, int64_t id, int allocated)
     if (kv == NULL) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "cache: NULL instance");
     }
+    /* Shared engine lock: the engine stays while kv->lock is dropped below. */
+    pthread_rwlock_rdlock(&kv->engine_lock);
     pthread_mutex_lock(&kv->lock);
     kv_cache_t **pp = &kv->caches;
     while (*pp != NULL && (*pp)->id != id) {
@@ -479,32 +481,44 @@ static kvx_status_t cache_remove(kvx_kv_h kv, int64_t id, int allocated)
         status =
             KVX_FAIL(KVX_ERR_BUSY, "cache %lld is used by %u transfer(s)", (long long)id, c->busy);
     } else {
-        /* Unpublish first so peers stop finding it, then drop the memory. */
+        /* Unpublish first so peers stop finding it; unlinked, no local call
+         * can reach it either. */
         *pp = c->next;
         publish(kv);
-        uint32_t t = 0;
-        for (; t < c->geom.num_tensors && status == KVX_OK; t++) {
-            status = kvx_mem_deregister(kv->engine, c->mems[t]);
-        }
-        if (status != KVX_OK) {
-            /* A peer is copying from it right now: put back what was
-             * dropped and report BUSY (the caller retries); never free
-             * memory a peer may still touch. */
-            for (uint32_t u = 0; u + 1 < t; u++) {
-                KVX_KEEP_ERROR(register_region(kv->engine, (void *)(uintptr_t)c->addrs[u],
-                                               c->geom.tensor_size, c->placement, (uint64_t)c->id,
-                                               KVX_MEM_ACCESS_READ_WRITE, &c->mems[u]));
-            }
-            c->next = kv->caches;
-            kv->caches = c;
-            publish(kv);
-            status =
-                KVX_FAIL(status, "cache %lld is in use by a peer right now; retry", (long long)id);
-        } else {
-            cache_free(c);
-        }
     }
     pthread_mutex_unlock(&kv->lock);
+    if (status != KVX_OK) {
+        pthread_rwlock_unlock(&kv->engine_lock);
+        return status;
+    }
+    /* A peer's READ holds the memory until its last byte is sent, which can
+     * be just after the peer saw it finish: allow that a moment. */
+    uint32_t t = 0;
+    for (; t < c->geom.num_tensors && status == KVX_OK; t++) {
+        status = kvx_mem_deregister(kv->engine, c->mems[t]);
+        for (int tries = 0; status == KVX_ERR_BUSY && tries < 200; tries++) {
+            usleep(1000);
+            status = kvx_mem_deregister(kv->engine, c->mems[t]);
+        }
+    }
+    if (status != KVX_OK) {
+        /* Still in use by a peer: put back what was dropped and report it;
+         * never free memory a peer may still touch. */
+        for (uint32_t u = 0; u + 1 < t; u++) {
+            KVX_KEEP_ERROR(register_region(kv->engine, (void *)(uintptr_t)c->addrs[u],
+                                           c->geom.tensor_size, c->placement, (uint64_t)c->id,
+                                           KVX_MEM_ACCESS_READ_WRITE, &c->mems[u]));
+        }
+        pthread_mutex_lock(&kv->lock);
+        c->next = kv->caches;
+        kv->caches = c;
+        publish(kv);
+        pthread_mutex_unlock(&kv->lock);
+        status = KVX_FAIL(status, "cache %lld is in use by a peer; retry", (long long)id);
+    } else {
+        cache_free(c);
+    }
+    pthread_rwlock_unlock(&kv->engine_lock);
     return status;
 }
 

@@ -28,6 +28,7 @@ typedef struct shm_slot {
 /* Slot 0 is the header: where the used slots end. */
 typedef struct shm_header {
     uint64_t magic;
+    uint64_t instance; /* the owning engine's, as in its HELLO_ACK */
     uint32_t high_water;
     uint32_t gen;
 } shm_header_t;
@@ -142,7 +143,7 @@ static void *map_memfd(const char *name, size_t bytes, int *fd_p)
     return p;
 }
 
-kvx_status_t kvx_shm_table_create(kvx_shm_table_t **table_p)
+kvx_status_t kvx_shm_table_create(uint64_t instance, kvx_shm_table_t **table_p)
 {
     kvx_shm_table_t *t = calloc(1, sizeof(*t));
     if (t == NULL) {
@@ -157,6 +158,7 @@ kvx_status_t kvx_shm_table_create(kvx_shm_table_t **table_p)
     }
     shm_header_t *h = (shm_header_t *)&t->slots[0];
     h->magic = SHM_MAGIC;
+    h->instance = instance;
     h->high_water = 1;
     pthread_mutex_init(&t->lock, NULL);
     *table_p = t;
@@ -315,7 +317,7 @@ static void *map_remote(pid_t pid, int fd, size_t bytes, int writable)
 }
 
 kvx_status_t kvx_shm_link_open(pid_t pid, int table_fd, int pins_fd, uint64_t probe_addr,
-                               kvx_shm_link_t **link_p)
+                               uint64_t instance, kvx_shm_link_t **link_p)
 {
     kvx_shm_link_t *l = calloc(1, sizeof(*l));
     if (l == NULL) {
@@ -329,15 +331,18 @@ kvx_status_t kvx_shm_link_open(pid_t pid, int table_fd, int pins_fd, uint64_t pr
     if (l->slots == NULL || l->counts == NULL) {
         status = KVX_FAIL(KVX_ERR_UNSUPPORTED, "shm: cannot map pid %d's tables: %s", (int)pid,
                           strerror(errno));
-    } else if (((const shm_header_t *)l->slots)->magic != SHM_MAGIC) {
-        status = KVX_FAIL(KVX_ERR_UNSUPPORTED, "shm: pid %d's slot table is not kvx's", (int)pid);
+    } else if (((const shm_header_t *)l->slots)->magic != SHM_MAGIC ||
+               ((const shm_header_t *)l->slots)->instance != instance) {
+        /* Not the engine at the other end of our socket: never copy. */
+        status = KVX_FAIL(KVX_ERR_UNSUPPORTED, "shm: pid %d's table is not our peer's", (int)pid);
     } else {
-        /* Cross-memory attach needs ptrace rights over the target. */
-        uint64_t probe = 0;
-        struct iovec lv = {&probe, sizeof(probe)};
+        /* Cross-memory attach needs ptrace rights over the target, and the
+         * process must be the same one (magic and instance at that address). */
+        uint64_t probe[2] = {0, 0};
+        struct iovec lv = {probe, sizeof(probe)};
         struct iovec rv = {(void *)(uintptr_t)probe_addr, sizeof(probe)};
         if (process_vm_readv(pid, &lv, 1, &rv, 1, 0) != (ssize_t)sizeof(probe) ||
-            probe != SHM_MAGIC) {
+            probe[0] != SHM_MAGIC || probe[1] != instance) {
             status =
                 KVX_FAIL(KVX_ERR_UNSUPPORTED, "shm: process_vm_readv on pid %d not permitted (%s)",
                          (int)pid, strerror(errno));

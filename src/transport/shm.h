@@ -26,7 +26,7 @@ typedef struct kvx_shm_pins kvx_shm_pins_t;
 typedef struct kvx_shm_link kvx_shm_link_t;
 
 /* Target side. */
-kvx_status_t kvx_shm_table_create(kvx_shm_table_t **table_p);
+kvx_status_t kvx_shm_table_create(uint64_t instance, kvx_shm_table_t **table_p);
 void kvx_shm_table_destroy(kvx_shm_table_t *table);
 /* 0 when the table is full (that memory stays reachable over tcp only). */
 uint32_t kvx_shm_table_add(kvx_shm_table_t *table, uint64_t addr, uint64_t len, uint64_t tag,
@@ -45,8 +45,10 @@ int kvx_shm_pins_fd(const kvx_shm_pins_t *pins);
 uint64_t kvx_shm_boot_id(void);
 
 /* Initiator side. Opens the target's memfds and checks that CMA works. */
+/* @p instance: the target's id from its HELLO_ACK; a table of any other
+ * process is refused. */
 kvx_status_t kvx_shm_link_open(pid_t pid, int table_fd, int pins_fd, uint64_t probe_addr,
-                               kvx_shm_link_t **link_p);
+                               uint64_t instance, kvx_shm_link_t **link_p);
 void kvx_shm_link_close(kvx_shm_link_t *link);
 /* Move the data of a READ or WRITE. Every range must lie in one live slot
  * (with @p tag if given, writable for a WRITE). */

@@ -100,7 +100,8 @@ struct kvx_tp_conn {
     kvx_shm_pins_t *pins; /* target: this link's pins on our slot table */
     int shm_offered;
     int shm_answered;
-    void *ppin; /* target: WRITE_REQ memory pinned */
+    uint64_t peer_instance; /* from HELLO_ACK */
+    void *ppin;             /* target: WRITE_REQ memory pinned */
     kvx_status_t pstatus;
     uint64_t pseq;
     kvx_wire_desc_t *wdescs;
@@ -836,7 +837,7 @@ static int handle_shm_accept(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, con
             return -1;
         }
         status = kvx_shm_link_open((pid_t)acc.pid, (int)acc.table_fd, (int)acc.pins_fd, acc.probe,
-                                   &link);
+                                   conn->peer_instance, &link);
         why = kvx_last_error();
     }
     if (status != KVX_OK) {
@@ -1010,6 +1011,7 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
             return 1;
         }
         memcpy(conn->peer_name, name, sizeof(name));
+        conn->peer_instance = instance;
         return link_ready(conn);
     }
     if (hdr->type == KVX_WIRE_SHM_ACCEPT) {
@@ -1595,7 +1597,7 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
     } else if (mode != NULL && *mode != '\0' && strcmp(mode, "auto") != 0) {
         kvx_warn("tcp: KVX_TRANSPORT=%s is not tcp, shm or auto; using auto", mode);
     }
-    if (tp->shm_mode != SHM_OFF && kvx_shm_table_create(&tp->shm_table) != KVX_OK) {
+    if (tp->shm_mode != SHM_OFF && kvx_shm_table_create(tp->instance, &tp->shm_table) != KVX_OK) {
         /* Peers then cannot reach us that way; we can still reach them. */
         kvx_warn("tcp: same-host peers will use tcp to reach this engine: %s", kvx_last_error());
     }

@@ -35,7 +35,49 @@ size_t test_check(const void *buf, size_t len, uint64_t seed, uint64_t offset)
     return bad;
 }
 
+int test_transport_is_shm(void)
+{
+    const char *mode = getenv("KVX_TRANSPORT");
+    return mode == NULL || strcmp(mode, "tcp") != 0;
+}
+
+/* This environment with @p env ("NAME=VALUE", may be NULL) put in place of
+ * NAME. Built before fork: the child only calls execve. Free with free(). */
+static char **peer_environ(const char *env)
+{
+    extern char **environ;
+    size_t n = 0, name_len = 0;
+    while (environ[n] != NULL) {
+        n++;
+    }
+    char **envp = calloc(n + 2, sizeof(*envp));
+    if (envp == NULL) {
+        return NULL;
+    }
+    if (env != NULL) {
+        const char *eq = strchr(env, '=');
+        name_len = eq != NULL ? (size_t)(eq - env) : strlen(env);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (env != NULL && strncmp(environ[i], env, name_len) == 0 && environ[i][name_len] == '=') {
+            continue;
+        }
+        envp[k++] = environ[i];
+    }
+    if (env != NULL) {
+        envp[k++] = (char *)(uintptr_t)env;
+    }
+    envp[k] = NULL;
+    return envp;
+}
+
 int test_peer_start(test_peer_t *peer, int port)
+{
+    return test_peer_start_env(peer, port, NULL);
+}
+
+int test_peer_start_env(test_peer_t *peer, int port, const char *env)
 {
     const char *bin = getenv("KVX_TEST_PEER");
     if (bin == NULL) {
@@ -50,13 +92,21 @@ int test_peer_start(test_peer_t *peer, int port)
     char port_file[128], name[64];
     snprintf(port_file, sizeof(port_file), "%s/port", peer->dir);
     snprintf(name, sizeof(name), "127.0.0.1:%d", port);
-    pid_t pid = fork();
-    if (pid < 0) {
+    char **envp = peer_environ(env);
+    if (envp == NULL) {
+        rmdir(peer->dir);
         return -1;
     }
+    char *const argv[] = {(char *)(uintptr_t)bin, "serve", name, "--port-file", port_file, NULL};
+    pid_t pid = fork();
     if (pid == 0) {
-        execl(bin, bin, "serve", name, "--port-file", port_file, (char *)NULL);
+        execve(bin, argv, envp);
         _exit(127);
+    }
+    free(envp);
+    if (pid < 0) {
+        rmdir(peer->dir);
+        return -1;
     }
     peer->pid = pid;
     /* Handshake: the peer writes its port (atomically) once it is ready. */
@@ -99,6 +149,35 @@ static int reap(pid_t pid, int timeout_ms)
         usleep(10000);
     }
     return -2;
+}
+
+int test_peer_pause(test_peer_t *peer)
+{
+    if (peer->pid <= 0 || kill(peer->pid, SIGSTOP) != 0) {
+        return -1;
+    }
+    /* The stop is reported to the parent once the whole group stopped. */
+    uint64_t deadline = test_now_ms() + 5000;
+    while (test_now_ms() < deadline) {
+        int st;
+        pid_t r = waitpid(peer->pid, &st, WUNTRACED | WNOHANG);
+        if (r == peer->pid && WIFSTOPPED(st)) {
+            return 0;
+        }
+        if (r < 0 && errno != EINTR) {
+            return -1;
+        }
+        usleep(1000);
+    }
+    fprintf(stderr, "harness: peer %d did not stop within 5 s\n", (int)peer->pid);
+    return -1;
+}
+
+void test_peer_resume(test_peer_t *peer)
+{
+    if (peer->pid > 0) {
+        kill(peer->pid, SIGCONT);
+    }
 }
 
 void test_peer_kill(test_peer_t *peer)

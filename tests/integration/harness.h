@@ -35,6 +35,14 @@ typedef struct test_peer {
 /* Start kvx-test-peer on 127.0.0.1:@p port (0: any) and wait until it
  * listens with its regions registered. 0 on success. */
 int test_peer_start(test_peer_t *peer, int port);
+/* The same, with "NAME=VALUE" @p env (may be NULL) in the peer's
+ * environment, replacing NAME if this process has it. */
+int test_peer_start_env(test_peer_t *peer, int port, const char *env);
+/* SIGSTOP, and return once every thread of the peer has stopped (a bare
+ * kill() returns before that). 0 on success. */
+int test_peer_pause(test_peer_t *peer);
+/* SIGCONT. */
+void test_peer_resume(test_peer_t *peer);
 /* SIGKILL and reap. */
 void test_peer_kill(test_peer_t *peer);
 /* Ask it to quit (SIGTERM), reap within 10 s (then SIGKILL). Returns its
@@ -52,6 +60,23 @@ uint64_t test_remote_region(kvx_engine_h engine, const char *remote, uint64_t ta
  * Returns 0 and sets *result, or -1 on failure. */
 int test_peer_cmd(kvx_engine_h engine, const char *remote, int64_t *result, const char *cmd,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* 1 when links between two processes of this host use the same-host path
+ * (KVX_TRANSPORT=shm; also unset or "auto", which pick it between processes
+ * of one host and user, as every test here has), 0 for KVX_TRANSPORT=tcp.
+ * Over it the initiator copies by itself: a stopped or silent target, or a
+ * paused TCP relay, does not hold READs and WRITEs. */
+int test_transport_is_shm(void);
+
+/* In a cmocka test that depends on a property only tcp has: over shm, print
+ * "[  SKIP    ] skipped over shm: <why>" and skip() (returns from the test). */
+#define TEST_SKIP_OVER_SHM(why)                                                                    \
+    do {                                                                                           \
+        if (test_transport_is_shm()) {                                                             \
+            print_message("[  SKIP    ] skipped over shm: %s\n", why);                             \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 uint64_t test_now_ms(void);

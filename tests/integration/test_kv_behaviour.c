@@ -1132,6 +1132,8 @@ static void join_within(pthread_t tid, int seconds, const char *what)
  * KVX_ERR_CANCELED; relink and pull again byte-exact. */
 static void test_unlink_cancels_pending_pull(void **state)
 {
+    TEST_SKIP_OVER_SHM("a paused relay does not hold the pull's same-host READ, so unlink has "
+                       "nothing pending to cancel; covered over tcp");
     pair_t *f = *state;
     tc_t src, dst;
     kvx_kv_cache_desc_t d =
