@@ -5,6 +5,10 @@
 
 #include "util/error.h"
 
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the cache table layout assumes a little-endian host"
+#endif
+
 #define TABLE_MAGIC 0x313054564b58564bull /* "KVXKVT01" as little-endian bytes */
 #define ENTRY_FIXED (8 + 4 + 4 + 4 + 4 + 8 * KVX_KV_MAX_DIMS)
 
@@ -49,11 +53,9 @@ static uint64_t fnv1a(const uint8_t *p, size_t n)
  * new content with an old, even sequence. */
 static void store_seq(uint8_t *p, uint64_t v)
 {
-    uint8_t tmp[8];
-    put64(tmp, v);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    memcpy(p, tmp, 8);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
+    /* p is 8-byte aligned (the region is, and payloads are multiples of 8);
+     * kvx runs on little-endian hosts, so this stores put64()'s bytes. */
+    __atomic_store_n((uint64_t *)(void *)p, v, __ATOMIC_SEQ_CST);
 }
 
 size_t kvx_kv_table_entry_size(uint32_t num_tensors)
