@@ -1228,7 +1228,8 @@ static int conn_read(kvx_tp_conn_t *conn)
                 conn->rend -= conn->rstart;
                 conn->rstart = 0;
             }
-            n = read(conn->fd, conn->rbuf + conn->rend, conn->rcap - conn->rend);
+            size_t room = conn->rcap - conn->rend;
+            n = read(conn->fd, conn->rbuf + conn->rend, room);
             if (n > 0) {
                 conn->rend += (size_t)n;
                 budget -= (size_t)n < budget ? (size_t)n : budget;
@@ -1238,6 +1239,11 @@ static int conn_read(kvx_tp_conn_t *conn)
                         errno = EPROTO;
                     }
                     return rc;
+                }
+                if ((size_t)n < room && conn->stage != R_PAYLOAD) {
+                    /* The socket is drained: skip the read that would only
+                     * say EAGAIN (epoll is level-triggered and calls again). */
+                    return 0;
                 }
                 continue;
             }
