@@ -26,51 +26,10 @@
 #include <string.h>
 #include <time.h>
 
-#define TAG_VALUE           0x6832640001ull /* "h2d" + 1: the server's int32 */
-#define CONNECT_DEADLINE_MS 10000
-#define CONNECT_ATTEMPT_MS  1000
-#define RETRY_PAUSE_MS      50
-#define NOTIFY_DEADLINE_MS  30000
+#include "engine_example_common.h"
 
-static const char *prog = "client_server_h2d";
-
-static int fail(const char *what, kvx_status_t st)
-{
-    const char *detail = kvx_last_error();
-    fprintf(stderr, "%s: %s: %s%s%s\n", prog, what, kvx_status_string(st),
-            detail[0] != '\0' ? "\n  " : "", detail);
-    return 1;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int ms_left(int64_t deadline)
-{
-    int64_t left = deadline - now_ms();
-    return left <= 0 ? 0 : (left > INT_MAX ? INT_MAX : (int)left);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* "ip:port" or "[ip6]:port" listens; "ip" or "[ip6]" is client-only. */
-static int has_port(const char *name)
-{
-    if (name[0] == '[') {
-        const char *close = strchr(name, ']');
-        return close != NULL && close[1] == ':';
-    }
-    return strchr(name, ':') != NULL;
-}
+#define TAG_VALUE          0x6832640001ull /* "h2d" + 1: the server's int32 */
+#define NOTIFY_DEADLINE_MS 30000
 
 static kvx_status_t make_engine(const char *name, kvx_engine_h *engine_p)
 {
@@ -90,54 +49,6 @@ static kvx_status_t register_mem(kvx_engine_h engine, void *addr, size_t len, kv
     return kvx_mem_register(engine, &mp, mem_p);
 }
 
-/* Publish the bound port atomically (FILE.tmp, then rename), so a reader
- * never sees a partly written number. */
-static int write_port_file(const char *path, const char *bound)
-{
-    const char *colon = strrchr(bound, ':');
-    char tmp[PATH_MAX];
-    if (colon == NULL || (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
-        fprintf(stderr, "%s: port file '%s': name too long or no port in '%s'\n", prog, path,
-                bound);
-        return 1;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL) {
-        fprintf(stderr, "%s: port file '%s': %s\n", prog, tmp, strerror(errno));
-        return 1;
-    }
-    int bad = fprintf(f, "%s\n", colon + 1) < 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        fprintf(stderr, "%s: port file '%s': %s\n", prog, path, strerror(errno));
-        remove(tmp);
-        return 1;
-    }
-    return 0;
-}
-
-/* Connect, retrying while nobody listens yet (the server may still be
- * starting), until the deadline. Other errors are final at once. */
-static kvx_status_t connect_retry(kvx_engine_h engine, const char *remote)
-{
-    int64_t deadline = now_ms() + CONNECT_DEADLINE_MS;
-    for (;;) {
-        int left = ms_left(deadline);
-        int attempt = left < CONNECT_ATTEMPT_MS ? left : CONNECT_ATTEMPT_MS;
-        /* 0 would mean "the engine's default", not "no time". */
-        kvx_status_t st = kvx_engine_connect(engine, remote, attempt > 0 ? attempt : 1);
-        if (st == KVX_OK) {
-            return KVX_OK;
-        }
-        int transient = st == KVX_ERR_CONNECTION_REFUSED || st == KVX_ERR_TIMEOUT ||
-                        st == KVX_ERR_CONNECTION_LOST;
-        if (!transient || ms_left(deadline) <= RETRY_PAUSE_MS) {
-            return st;
-        }
-        sleep_ms(RETRY_PAUSE_MS);
-    }
-}
-
 /*
  * Wait for the notification called @p name. kvx_notify_fetch() hands over
  * everything queued at once, so any others fetched on the way are freed here:
@@ -145,9 +56,9 @@ static kvx_status_t connect_retry(kvx_engine_h engine, const char *remote)
  */
 static kvx_status_t wait_for(kvx_engine_h engine, const char *name, int timeout_ms, char **msg_p)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = ex_now_ms() + timeout_ms;
     for (;;) {
-        kvx_status_t st = kvx_notify_wait(engine, ms_left(deadline));
+        kvx_status_t st = kvx_notify_wait(engine, ex_ms_left(deadline));
         if (st != KVX_OK) {
             return st;
         }
@@ -161,7 +72,7 @@ static kvx_status_t wait_for(kvx_engine_h engine, const char *name, int timeout_
             if (strcmp(list[i].name, name) == 0) {
                 msg = strdup(list[i].msg);
             } else {
-                printf("%s: ignoring notification '%s' from %s\n", prog, list[i].name,
+                printf("%s: ignoring notification '%s' from %s\n", ex_prog, list[i].name,
                        list[i].sender);
             }
         }
@@ -182,35 +93,34 @@ static int server(int dev, const char *name)
     kvx_status_t st;
 
     if ((st = make_engine(name, &engine)) != KVX_OK) {
-        return fail("create engine", st);
+        return ex_fail(st, "create engine");
     }
     const char *bound = kvx_engine_name(engine);
     printf("server: listening on %s\n", bound);
 
     int32_t one = 1;
     if ((st = kvx_device_malloc(dev, sizeof(*value), (void **)&value)) != KVX_OK) {
-        fail("device malloc", st);
+        ex_fail(st, "device malloc");
         goto out;
     }
     if ((st = kvx_device_memcpy(value, &one, sizeof(one), KVX_COPY_H2D, dev)) != KVX_OK) {
-        fail("copy 1 to the device", st);
+        ex_fail(st, "copy 1 to the device");
         goto out;
     }
     if ((st = register_mem(engine, value, sizeof(*value), KVX_MEM_DEVICE, TAG_VALUE, &mem)) !=
         KVX_OK) {
-        fail("register device memory", st);
+        ex_fail(st, "register device memory");
         goto out;
     }
     /* Only now may a client come: the value is registered. */
-    const char *port_file = getenv("KVX_EXAMPLE_PORT_FILE");
-    if (port_file != NULL && port_file[0] != '\0' && write_port_file(port_file, bound) != 0) {
+    if (ex_publish_port("KVX_EXAMPLE_PORT_FILE", bound) != 0) {
         goto out;
     }
     fflush(stdout);
 
     char *msg = NULL;
     if ((st = wait_for(engine, "done", NOTIFY_DEADLINE_MS, &msg)) != KVX_OK) {
-        fail("wait for the client's \"done\"", st);
+        ex_fail(st, "wait for the client's \"done\"");
         goto out;
     }
     if (strcmp(msg, "ok") != 0) {
@@ -220,7 +130,7 @@ static int server(int dev, const char *name)
 
     int32_t got = 0;
     if ((st = kvx_device_memcpy(&got, value, sizeof(got), KVX_COPY_D2H, dev)) != KVX_OK) {
-        fail("copy the value back", st);
+        ex_fail(st, "copy the value back");
         goto out;
     }
     printf("server: value is %" PRId32 "\n", got);
@@ -228,7 +138,7 @@ static int server(int dev, const char *name)
 
 out:
     if (mem != NULL && (st = kvx_mem_deregister(engine, mem)) != KVX_OK) {
-        rc = fail("deregister", st);
+        rc = ex_fail(st, "deregister");
     }
     kvx_engine_destroy(engine);
     if (value != NULL) {
@@ -237,24 +147,14 @@ out:
     return rc;
 }
 
-/* Find the remote registration carrying @p tag. The table is sized by a
- * first call; retried if the remote registered more in between. */
+/* Find the remote registration carrying @p tag. */
 static kvx_status_t find_remote(kvx_engine_h engine, const char *remote, uint64_t tag,
                                 kvx_remote_mem_t *out, int *found_p)
 {
     kvx_remote_mem_t *mems = NULL;
-    size_t max = 0, count = 0;
-    kvx_status_t st;
+    size_t count = 0;
     *found_p = 0;
-    while ((st = kvx_engine_remote_mem(engine, remote, mems, max, &count, 0)) == KVX_OK &&
-           count > max) {
-        free(mems);
-        max = count;
-        if ((mems = malloc(max * sizeof(*mems))) == NULL) {
-            fprintf(stderr, "%s: out of memory\n", prog);
-            return KVX_ERR_NO_MEMORY;
-        }
-    }
+    kvx_status_t st = ex_remote_mem(engine, remote, &mems, &count);
     for (size_t i = 0; st == KVX_OK && i < count; i++) {
         if (mems[i].tag == tag) {
             *out = mems[i];
@@ -278,14 +178,14 @@ static int client(int dev, const char *name, const char *remote)
     kvx_status_t st;
 
     if ((st = make_engine(name, &engine)) != KVX_OK) {
-        return fail("create engine", st);
+        return ex_fail(st, "create engine");
     }
     if ((st = register_mem(engine, &value, sizeof(value), KVX_MEM_HOST, 0, &mem)) != KVX_OK) {
-        fail("register host memory", st);
+        ex_fail(st, "register host memory");
         goto out;
     }
-    if ((st = connect_retry(engine, remote)) != KVX_OK) {
-        fail("connect", st);
+    if ((st = ex_connect(engine, remote)) != KVX_OK) {
+        ex_fail(st, "connect");
         goto out;
     }
     connected = 1;
@@ -293,11 +193,11 @@ static int client(int dev, const char *name, const char *remote)
     kvx_remote_mem_t rm;
     int found;
     if ((st = find_remote(engine, remote, TAG_VALUE, &rm, &found)) != KVX_OK) {
-        fail("remote memory table", st);
+        ex_fail(st, "remote memory table");
         goto out;
     }
     if (!found || rm.length < sizeof(value)) {
-        fprintf(stderr, "%s: the server has no int32 registered with tag %#" PRIx64 "\n", prog,
+        fprintf(stderr, "%s: the server has no int32 registered with tag %#" PRIx64 "\n", ex_prog,
                 (uint64_t)TAG_VALUE);
         why = "client found no value";
         goto out;
@@ -305,25 +205,25 @@ static int client(int dev, const char *name, const char *remote)
 
     kvx_xfer_desc_t desc = {.local_addr = &value, .remote_addr = rm.address, .length = 4};
     if ((st = kvx_xfer_sync(engine, remote, KVX_OP_READ, &desc, 1, NULL)) != KVX_OK) {
-        fail("read", st);
+        ex_fail(st, "read");
         goto out;
     }
     printf("client: read %" PRId32 "\n", value);
     if (value != 1) {
-        fprintf(stderr, "%s: expected 1\n", prog);
+        fprintf(stderr, "%s: expected 1\n", ex_prog);
         why = "client read a wrong value";
         goto out;
     }
     value = 2;
     if ((st = kvx_xfer_sync(engine, remote, KVX_OP_WRITE, &desc, 1, NULL)) != KVX_OK) {
-        fail("write", st);
+        ex_fail(st, "write");
         goto out;
     }
     printf("client: wrote %" PRId32 "\n", value);
     why = "ok";
     told = 1;
     if ((st = kvx_notify_send(engine, remote, "done", why, strlen(why), 0)) != KVX_OK) {
-        fail("notify \"done\"", st);
+        ex_fail(st, "notify \"done\"");
         goto out;
     }
     rc = 0;
@@ -334,10 +234,10 @@ out:
         kvx_notify_send(engine, remote, "done", why, strlen(why), 0);
     }
     if (connected && (st = kvx_engine_disconnect(engine, remote, 0)) != KVX_OK) {
-        rc = fail("disconnect", st);
+        rc = ex_fail(st, "disconnect");
     }
     if (mem != NULL && (st = kvx_mem_deregister(engine, mem)) != KVX_OK) {
-        rc = fail("deregister", st);
+        rc = ex_fail(st, "deregister");
     }
     kvx_engine_destroy(engine);
     return rc;
@@ -345,26 +245,27 @@ out:
 
 int main(int argc, char **argv)
 {
+    ex_prog = "client_server_h2d";
     setvbuf(stdout, NULL, _IOLBF, 0); /* keep the two processes' lines in order */
-    char *end = NULL;
-    long dev = argc >= 3 ? strtol(argv[1], &end, 10) : -1;
-    if (argc < 3 || argc > 4 || end == argv[1] || *end != '\0' || dev < 0 || dev > INT_MAX) {
+    int dev = -1;
+    if (argc < 3 || argc > 4 || ex_parse_device(argv[1], &dev) != 0) {
         fprintf(stderr,
                 "usage: %s DEVICE_ID IP:PORT               (server; port 0 = any)\n"
                 "       %s DEVICE_ID IP REMOTE_IP:PORT     (client)\n",
-                prog, prog);
+                ex_prog, ex_prog);
         return 2;
     }
     if (argc == 3) {
-        if (!has_port(argv[2])) {
-            fprintf(stderr, "%s: the server's engine '%s' needs a port (0 = any)\n", prog, argv[2]);
+        if (!ex_has_port(argv[2])) {
+            fprintf(stderr, "%s: the server's engine '%s' needs a port (0 = any)\n", ex_prog,
+                    argv[2]);
             return 2;
         }
-        return server((int)dev, argv[2]);
+        return server(dev, argv[2]);
     }
-    if (has_port(argv[2])) {
-        fprintf(stderr, "%s: the client's engine '%s' must not have a port\n", prog, argv[2]);
+    if (ex_has_port(argv[2])) {
+        fprintf(stderr, "%s: the client's engine '%s' must not have a port\n", ex_prog, argv[2]);
         return 2;
     }
-    return client((int)dev, argv[2], argv[3]);
+    return client(dev, argv[2], argv[3]);
 }

@@ -23,9 +23,7 @@ static int run(int dev, const char *local_ip, const char *remote)
     kvx_kv_h kv = NULL;
     void *tensors[EX_NUM_TENSORS] = {NULL};
     int64_t cache_id = 0;
-    const char *why = "the decoder failed before checking";
-    int linked = 0, rc = 1;
-    kvx_status_t st;
+    int rc = 1;
 
     if (ex_create(EX_DECODER_CLUSTER, KVX_KV_ROLE_DECODER, NULL, local_ip, dev, &kv) != 0) {
         return 1;
@@ -33,25 +31,8 @@ static int run(int dev, const char *local_ip, const char *remote)
     if (ex_make_cache(kv, dev, 0, tensors, &cache_id) != 0) {
         goto out;
     }
-    if ((st = ex_link(kv, EX_PROMPT_CLUSTER, remote)) != KVX_OK) {
-        ex_fail(st, "link to cluster %d at %s", EX_PROMPT_CLUSTER, remote);
-        goto out;
-    }
-    linked = 1;
-    if (ex_pull_rows_0_3(kv, cache_id) != 0) {
-        why = "a pull failed";
-        goto out;
-    }
-    if (ex_check_rows(dev, tensors, 0, 3, 1) != 0 || ex_check_rows(dev, tensors, 4, 7, 0) != 0) {
-        why = "the decoder got wrong data";
-        goto out;
-    }
-    why = "ok";
-    rc = 0;
+    rc = ex_pull_phase(kv, dev, tensors, cache_id, remote, "done");
 out:
-    if (linked) {
-        rc = ex_notify_unlink(kv, EX_PROMPT_CLUSTER, "done", why, rc);
-    }
     return ex_finish(kv, dev, tensors, cache_id, rc);
 }
 

@@ -24,19 +24,13 @@ static int run(int dev, const char *listen)
     int64_t cache_id = 0;
     int rc = 1;
 
-    if (ex_create(EX_DECODER_CLUSTER, KVX_KV_ROLE_DECODER, listen, NULL, dev, &kv) != 0) {
-        return 1;
-    }
-    printf("%s: cluster %d listening on %s\n", ex_prog, EX_DECODER_CLUSTER, kvx_kv_listen_name(kv));
-    if (ex_make_cache(kv, dev, 0, tensors, &cache_id) != 0) {
+    if (ex_listen_with_cache(EX_DECODER_CLUSTER, KVX_KV_ROLE_DECODER, listen, dev, 0, &kv, tensors,
+                             &cache_id) != 0) {
         goto out;
     }
-    /* Only now may the prompt come: the cache is registered. */
-    if (ex_publish_port("KVX_EXAMPLE_PORT_FILE", kvx_kv_listen_name(kv)) != 0) {
-        goto out;
-    }
-    /* "done" comes after the data of every push (kvx_kv_notify()). */
-    if (ex_wait_ok(kv, "done") != 0 || ex_wait_unlinked(kv) != 0) {
+    /* Only now may the prompt come: the cache is registered. "done" comes
+     * after the data of every push (kvx_kv_notify()). */
+    if (ex_serve_phase(kv, "KVX_EXAMPLE_PORT_FILE", "done") != 0) {
         goto out;
     }
     if (ex_check_rows(dev, tensors, 4, 7, 1) != 0 || ex_check_rows(dev, tensors, 0, 3, 0) != 0) {

@@ -32,7 +32,6 @@ static int run(int dev, const char *local, const char *remote)
     kvx_kv_h kv = NULL;
     void *tensors[EX_NUM_TENSORS] = {NULL};
     int64_t cache_id = 0;
-    const char *why = "the decoder failed before checking";
     char host[EX_ADDR_MAX], listen[EX_ADDR_MAX];
     const char *port = NULL;
     int rc = 1;
@@ -52,23 +51,9 @@ static int run(int dev, const char *local, const char *remote)
     }
 
     /* Phase 1: decoder, pulls rows 0-3. */
-    if ((st = ex_link(kv, EX_PROMPT_CLUSTER, remote)) != KVX_OK) {
-        ex_fail(st, "link to cluster %d at %s", EX_PROMPT_CLUSTER, remote);
+    if (ex_pull_phase(kv, dev, tensors, cache_id, remote, "pulled") != 0) {
         goto out;
     }
-    if (ex_pull_rows_0_3(kv, cache_id) != 0) {
-        why = "a pull failed";
-    } else if (ex_check_rows(dev, tensors, 0, 3, 1) != 0 ||
-               ex_check_rows(dev, tensors, 4, 7, 0) != 0) {
-        why = "the decoder got wrong data";
-    } else {
-        why = "ok";
-    }
-    rc = ex_notify_unlink(kv, EX_PROMPT_CLUSTER, "pulled", why, strcmp(why, "ok") != 0);
-    if (rc != 0) {
-        goto out;
-    }
-    rc = 1;
 
     /* Phase 2: prompt, listens and receives rows 4-7. */
     if ((st = kvx_kv_set_role(kv, KVX_KV_ROLE_PROMPT, listen)) != KVX_OK) {
@@ -76,10 +61,7 @@ static int run(int dev, const char *local, const char *remote)
         goto out;
     }
     printf("%s: now a prompt, listening on %s\n", ex_prog, kvx_kv_listen_name(kv));
-    if (ex_publish_port("KVX_EXAMPLE_PORT_FILE2", kvx_kv_listen_name(kv)) != 0) {
-        goto out;
-    }
-    if (ex_wait_ok(kv, "pushed") != 0 || ex_wait_unlinked(kv) != 0) {
+    if (ex_serve_phase(kv, "KVX_EXAMPLE_PORT_FILE2", "pushed") != 0) {
         goto out;
     }
     if (ex_check_rows(dev, tensors, 0, 7, 1) != 0) {

@@ -3,7 +3,8 @@
  * they all use and its contents, the pull and the push of upstream's
  * examples, rendezvous (port files, link with retry, notifications) and
  * error reporting. Header-only (static inline), so each example builds from
- * one .c file; set ex_prog in main() first.
+ * one .c file; set ex_prog in main() first. The generic part (ex_fail,
+ * deadlines, names, port files) is engine_example_common.h.
  *
  * Notifications between the two sides are named after a step ("done",
  * "pulled", "pushed"); the message is "ok", or why the sender failed, so a
@@ -23,6 +24,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine_example_common.h"
+
 /* Upstream's cache: 4 tensors of int32 [8, 16]. One row (16 ints, 64 bytes)
  * is both a batch entry and a block. */
 #define EX_NUM_TENSORS  4
@@ -39,100 +42,12 @@
 
 #define EX_LINK_DEADLINE_MS      10000
 #define EX_LINK_ATTEMPT_MS       1000
-#define EX_RETRY_PAUSE_MS        50
 #define EX_NOTIFY_DEADLINE_MS    60000
 #define EX_UNLINK_TIMEOUT_MS     5000
 #define EX_UNLINKED_DEADLINE_MS  10000
 #define EX_PORT_FILE_DEADLINE_MS 30000
 #define EX_POLL_MS               20
 #define EX_MAX_REPORTED          5 /* bad positions printed per check */
-#define EX_ADDR_MAX              128
-
-static const char *ex_prog = "kv_example";
-
-#if defined(__GNUC__)
-#define EX_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define EX_PRINTF(f, a)
-#endif
-
-/* Report a failed call: what, the status and the library's detail. Returns 1
- * so that callers can write `return ex_fail(...)` or `rc = ex_fail(...)`. */
-static inline int ex_fail(kvx_status_t st, const char *fmt, ...) EX_PRINTF(2, 3);
-static inline int ex_fail(kvx_status_t st, const char *fmt, ...)
-{
-    const char *detail = kvx_last_error();
-    va_list ap;
-    fprintf(stderr, "%s: ", ex_prog);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, ": %s%s%s\n", kvx_status_string(st), detail[0] != '\0' ? "\n  " : "", detail);
-    return 1;
-}
-
-static inline int64_t ex_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static inline int ex_ms_left(int64_t deadline)
-{
-    int64_t left = deadline - ex_now_ms();
-    return left <= 0 ? 0 : (left > INT_MAX ? INT_MAX : (int)left);
-}
-
-static inline void ex_sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* Device id argument: a decimal number >= 0. Returns 0 or -1. */
-static inline int ex_parse_device(const char *arg, int *dev_p)
-{
-    char *end = NULL;
-    errno = 0;
-    long dev = strtol(arg, &end, 10);
-    if (end == arg || *end != '\0' || errno != 0 || dev < 0 || dev > INT_MAX) {
-        return -1;
-    }
-    *dev_p = (int)dev;
-    return 0;
-}
-
-/* Split "ip:port" or "[ip6]:port" into the host ("ip", "[ip6]") and the port
- * text; without a port *port_p is NULL. Returns 0, or -1 if the host does not
- * fit. IPv6 addresses must be bracketed, as in engine names. */
-static inline int ex_split_host_port(const char *name, char *host, size_t host_len,
-                                     const char **port_p)
-{
-    const char *colon = NULL;
-    if (name[0] == '[') {
-        const char *close = strchr(name, ']');
-        colon = close != NULL && close[1] == ':' ? close + 1 : NULL;
-    } else {
-        colon = strchr(name, ':');
-    }
-    size_t n = colon != NULL ? (size_t)(colon - name) : strlen(name);
-    if (n >= host_len) {
-        return -1;
-    }
-    memcpy(host, name, n);
-    host[n] = '\0';
-    *port_p = colon != NULL ? colon + 1 : NULL;
-    return 0;
-}
-
-static inline int ex_has_port(const char *name)
-{
-    char host[EX_ADDR_MAX];
-    const char *port = NULL;
-    return ex_split_host_port(name, host, sizeof(host), &port) == 0 && port != NULL;
-}
 
 /* Create an instance: listening on @p listen if not NULL, else a client
  * with address @p local_ip. Returns 0 or 1 (reported). */
@@ -208,6 +123,21 @@ static inline int ex_make_cache(kvx_kv_h kv, int dev, int iota, void **tensors, 
     return 0;
 }
 
+/* A listening instance of @p cluster_id on @p listen with the example's
+ * cache (ex_make_cache()). On failure ex_finish() frees what was made.
+ * Returns 0 or 1. */
+static inline int ex_listen_with_cache(uint64_t cluster_id, kvx_kv_role_t role, const char *listen,
+                                       int dev, int iota, kvx_kv_h *kv_p, void **tensors,
+                                       int64_t *cache_id_p)
+{
+    if (ex_create(cluster_id, role, listen, NULL, dev, kv_p) != 0) {
+        return 1;
+    }
+    printf("%s: cluster %" PRIu64 " listening on %s\n", ex_prog, cluster_id,
+           kvx_kv_listen_name(*kv_p));
+    return ex_make_cache(*kv_p, dev, iota, tensors, cache_id_p);
+}
+
 /* Unregister the cache, destroy the instance, free the tensors (in that
  * order: the memory must outlive its registration). Returns @p rc, or 1 if
  * unregistering failed. */
@@ -266,41 +196,6 @@ static inline int ex_check_rows(int dev, void *const *tensors, int first, int la
     return 0;
 }
 
-/* Write @p bound's port to @p path atomically (PATH.tmp, then rename), so a
- * reader never sees a partly written number. Returns 0 or 1. */
-static inline int ex_write_port_file(const char *path, const char *bound)
-{
-    char host[EX_ADDR_MAX], tmp[PATH_MAX];
-    const char *port = NULL;
-    if (ex_split_host_port(bound, host, sizeof(host), &port) != 0 || port == NULL ||
-        (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
-        fprintf(stderr, "%s: port file '%s': name too long or no port in '%s'\n", ex_prog, path,
-                bound);
-        return 1;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL) {
-        fprintf(stderr, "%s: port file '%s': %s\n", ex_prog, tmp, strerror(errno));
-        return 1;
-    }
-    int bad = fprintf(f, "%s\n", port) < 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        fprintf(stderr, "%s: port file '%s': %s\n", ex_prog, path, strerror(errno));
-        remove(tmp);
-        return 1;
-    }
-    return 0;
-}
-
-/* Publish the bound port in the file named by environment variable @p env,
- * if set (a launcher waits for it instead of sleeping; see run_pair.sh). */
-static inline int ex_publish_port(const char *env, const char *bound)
-{
-    const char *path = getenv(env);
-    return path == NULL || path[0] == '\0' ? 0 : ex_write_port_file(path, bound);
-}
-
 /* Wait until @p path holds a port (it appears whole: see
  * ex_write_port_file()) and copy it to @p port. Returns 0 or 1. */
 static inline int ex_read_port_file(const char *path, int timeout_ms, char *port, size_t len)
@@ -352,13 +247,21 @@ static inline kvx_status_t ex_link(kvx_kv_h kv, uint64_t cluster_id, const char 
             printf("%s: linked to cluster %" PRIu64 " at %s\n", ex_prog, cluster_id, remote);
             return KVX_OK;
         }
-        int transient = st == KVX_ERR_CONNECTION_REFUSED || st == KVX_ERR_TIMEOUT ||
-                        st == KVX_ERR_CONNECTION_LOST;
-        if (!transient || ex_ms_left(deadline) <= EX_RETRY_PAUSE_MS) {
+        if (!ex_transient(st) || ex_ms_left(deadline) <= EX_RETRY_PAUSE_MS) {
             return st;
         }
         ex_sleep_ms(EX_RETRY_PAUSE_MS);
     }
+}
+
+/* ex_link(), reporting a failure. Returns 0 or 1. */
+static inline int ex_link_to(kvx_kv_h kv, uint64_t cluster_id, const char *remote)
+{
+    kvx_status_t st = ex_link(kv, cluster_id, remote);
+    if (st != KVX_OK) {
+        return ex_fail(st, "link to cluster %" PRIu64 " at %s", cluster_id, remote);
+    }
+    return 0;
 }
 
 /*
@@ -446,6 +349,18 @@ static inline int ex_wait_unlinked(kvx_kv_h kv)
     }
 }
 
+/* The listening side of a phase: publish our port in the file named by
+ * environment variable @p port_env, wait for the peer's notification
+ * @p name with "ok", then until it has unlinked. Returns 0 or 1. */
+static inline int ex_serve_phase(kvx_kv_h kv, const char *port_env, const char *name)
+{
+    if (ex_publish_port(port_env, kvx_kv_listen_name(kv)) != 0 || ex_wait_ok(kv, name) != 0 ||
+        ex_wait_unlinked(kv) != 0) {
+        return 1;
+    }
+    return 0;
+}
+
 /* End of a linked phase: tell the peer how it went (notification @p name,
  * message "ok" or why not; sent after the data of our pushes), then unlink.
  * Returns @p rc, or 1 if either step failed. */
@@ -516,6 +431,39 @@ static inline int ex_push_rows_4_7(kvx_kv_h kv, int64_t cache_id)
     }
     printf("%s: pushed batch 4 -> 4\n", ex_prog);
     return 0;
+}
+
+/* The decoder's pull phase: link to the prompt at @p remote, pull rows 0-3
+ * (ex_pull_rows_0_3()), check that they hold iota and rows 4-7 are still
+ * unset, then tell the prompt how it went (notification @p name) and
+ * unlink. Returns 0 or 1. */
+static inline int ex_pull_phase(kvx_kv_h kv, int dev, void *const *tensors, int64_t cache_id,
+                                const char *remote, const char *name)
+{
+    if (ex_link_to(kv, EX_PROMPT_CLUSTER, remote) != 0) {
+        return 1;
+    }
+    const char *why = "ok";
+    if (ex_pull_rows_0_3(kv, cache_id) != 0) {
+        why = "a pull failed";
+    } else if (ex_check_rows(dev, tensors, 0, 3, 1) != 0 ||
+               ex_check_rows(dev, tensors, 4, 7, 0) != 0) {
+        why = "the decoder got wrong data";
+    }
+    return ex_notify_unlink(kv, EX_PROMPT_CLUSTER, name, why, strcmp(why, "ok") != 0);
+}
+
+/* The prompt's push phase: link to the decoder at @p remote, push rows 4-7
+ * (ex_push_rows_4_7()), then tell the decoder how it went (notification
+ * @p name, sent after the data) and unlink. Returns 0 or 1. */
+static inline int ex_push_phase(kvx_kv_h kv, int64_t cache_id, const char *remote, const char *name)
+{
+    if (ex_link_to(kv, EX_DECODER_CLUSTER, remote) != 0) {
+        return 1;
+    }
+    int rc = ex_push_rows_4_7(kv, cache_id);
+    return ex_notify_unlink(kv, EX_DECODER_CLUSTER, name,
+                            rc == 0 ? "ok" : "the prompt failed to push", rc);
 }
 
 #endif /* KVX_KV_EXAMPLE_COMMON_H */

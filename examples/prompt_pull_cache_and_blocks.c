@@ -24,22 +24,13 @@ static int run(int dev, const char *listen)
     int64_t cache_id = 0;
     int rc = 1;
 
-    if (ex_create(EX_PROMPT_CLUSTER, KVX_KV_ROLE_PROMPT, listen, NULL, dev, &kv) != 0) {
-        return 1;
+    /* The port is published once the cache is registered: only then may the
+     * decoder come. */
+    if (ex_listen_with_cache(EX_PROMPT_CLUSTER, KVX_KV_ROLE_PROMPT, listen, dev, 1, &kv, tensors,
+                             &cache_id) == 0 &&
+        ex_serve_phase(kv, "KVX_EXAMPLE_PORT_FILE", "done") == 0) {
+        rc = 0;
     }
-    printf("%s: cluster %d listening on %s\n", ex_prog, EX_PROMPT_CLUSTER, kvx_kv_listen_name(kv));
-    if (ex_make_cache(kv, dev, 1, tensors, &cache_id) != 0) {
-        goto out;
-    }
-    /* Only now may the decoder come: the cache is registered. */
-    if (ex_publish_port("KVX_EXAMPLE_PORT_FILE", kvx_kv_listen_name(kv)) != 0) {
-        goto out;
-    }
-    if (ex_wait_ok(kv, "done") != 0 || ex_wait_unlinked(kv) != 0) {
-        goto out;
-    }
-    rc = 0;
-out:
     return ex_finish(kv, dev, tensors, cache_id, rc);
 }
 

@@ -23,32 +23,15 @@ static int run(int dev, const char *listen, const char *remote)
     kvx_kv_h kv = NULL;
     void *tensors[EX_NUM_TENSORS] = {NULL};
     int64_t cache_id = 0;
-    const char *why = "the prompt failed to push";
-    int linked = 0, rc = 1;
-    kvx_status_t st;
+    int rc = 1;
 
-    if (ex_create(EX_PROMPT_CLUSTER, KVX_KV_ROLE_PROMPT, listen, NULL, dev, &kv) != 0) {
-        return 1;
-    }
-    printf("%s: cluster %d listening on %s\n", ex_prog, EX_PROMPT_CLUSTER, kvx_kv_listen_name(kv));
-    if (ex_make_cache(kv, dev, 1, tensors, &cache_id) != 0 ||
+    if (ex_listen_with_cache(EX_PROMPT_CLUSTER, KVX_KV_ROLE_PROMPT, listen, dev, 1, &kv, tensors,
+                             &cache_id) != 0 ||
         ex_publish_port("KVX_EXAMPLE_PORT_FILE", kvx_kv_listen_name(kv)) != 0) {
         goto out;
     }
-    if ((st = ex_link(kv, EX_DECODER_CLUSTER, remote)) != KVX_OK) {
-        ex_fail(st, "link to cluster %d at %s", EX_DECODER_CLUSTER, remote);
-        goto out;
-    }
-    linked = 1;
-    if (ex_push_rows_4_7(kv, cache_id) != 0) {
-        goto out;
-    }
-    why = "ok";
-    rc = 0;
+    rc = ex_push_phase(kv, cache_id, remote, "done");
 out:
-    if (linked) {
-        rc = ex_notify_unlink(kv, EX_DECODER_CLUSTER, "done", why, rc);
-    }
     return ex_finish(kv, dev, tensors, cache_id, rc);
 }
 

@@ -55,9 +55,8 @@ static int run(int dev, const char *listen, const char *remote)
     kvx_kv_h kv = NULL;
     void *tensors[EX_NUM_TENSORS] = {NULL};
     int64_t cache_id = 0;
-    const char *why = "the prompt failed to push";
     char addr[EX_ADDR_MAX];
-    int linked = 0, rc = 1;
+    int rc = 1;
     kvx_status_t st;
 
     /* A port file left by an earlier run must not be taken for the new
@@ -82,10 +81,7 @@ static int run(int dev, const char *listen, const char *remote)
     printf("%s: cluster %d, prompt, listening on %s\n", ex_prog, EX_PROMPT_CLUSTER,
            kvx_kv_listen_name(kv));
     if (ex_make_cache(kv, dev, 1, tensors, &cache_id) != 0 ||
-        ex_publish_port("KVX_EXAMPLE_PORT_FILE", kvx_kv_listen_name(kv)) != 0) {
-        goto out;
-    }
-    if (ex_wait_ok(kv, "pulled") != 0 || ex_wait_unlinked(kv) != 0) {
+        ex_serve_phase(kv, "KVX_EXAMPLE_PORT_FILE", "pulled") != 0) {
         goto out;
     }
     if ((st = kvx_kv_set_role(kv, KVX_KV_ROLE_DECODER, NULL)) != KVX_OK) {
@@ -97,20 +93,8 @@ static int run(int dev, const char *listen, const char *remote)
     if (decoder_address(remote, addr, sizeof(addr)) != 0) {
         goto out;
     }
-    if ((st = ex_link(kv, EX_DECODER_CLUSTER, addr)) != KVX_OK) {
-        ex_fail(st, "link to cluster %d at %s", EX_DECODER_CLUSTER, addr);
-        goto out;
-    }
-    linked = 1;
-    if (ex_push_rows_4_7(kv, cache_id) != 0) {
-        goto out;
-    }
-    why = "ok";
-    rc = 0;
+    rc = ex_push_phase(kv, cache_id, addr, "pushed");
 out:
-    if (linked) {
-        rc = ex_notify_unlink(kv, EX_DECODER_CLUSTER, "pushed", why, rc);
-    }
     return ex_finish(kv, dev, tensors, cache_id, rc);
 }
 

@@ -31,103 +31,14 @@
 #include <string.h>
 #include <time.h>
 
-#define BUF_LEN             30
-#define TAG_B1              0x6432640001ull /* "d2d" + 1: the peer writes here */
-#define TAG_B2              0x6432640002ull /* the peer reads from here */
-#define TAG_READ            0x6432640003ull /* our landing buffer for the READ */
-#define CONNECT_DEADLINE_MS 10000
-#define CONNECT_ATTEMPT_MS  1000
-#define RETRY_PAUSE_MS      50
-#define NOTIFY_DEADLINE_MS  30000
-#define ABORT_TIMEOUT_MS    1000
+#include "engine_example_common.h"
 
-static const char *prog = "server_server_d2d";
-
-static int fail(const char *what, kvx_status_t st)
-{
-    const char *detail = kvx_last_error();
-    fprintf(stderr, "%s: %s: %s%s%s\n", prog, what, kvx_status_string(st),
-            detail[0] != '\0' ? "\n  " : "", detail);
-    return 1;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int ms_left(int64_t deadline)
-{
-    int64_t left = deadline - now_ms();
-    return left <= 0 ? 0 : (left > INT_MAX ? INT_MAX : (int)left);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* "ip:port" or "[ip6]:port" listens; "ip" or "[ip6]" is client-only. */
-static int has_port(const char *name)
-{
-    if (name[0] == '[') {
-        const char *close = strchr(name, ']');
-        return close != NULL && close[1] == ':';
-    }
-    return strchr(name, ':') != NULL;
-}
-
-/* Publish the bound port atomically (FILE.tmp, then rename), so a reader
- * never sees a partly written number. */
-static int write_port_file(const char *path, const char *bound)
-{
-    const char *colon = strrchr(bound, ':');
-    char tmp[PATH_MAX];
-    if (colon == NULL || (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
-        fprintf(stderr, "%s: port file '%s': name too long or no port in '%s'\n", prog, path,
-                bound);
-        return 1;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL) {
-        fprintf(stderr, "%s: port file '%s': %s\n", prog, tmp, strerror(errno));
-        return 1;
-    }
-    int bad = fprintf(f, "%s\n", colon + 1) < 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        fprintf(stderr, "%s: port file '%s': %s\n", prog, path, strerror(errno));
-        remove(tmp);
-        return 1;
-    }
-    return 0;
-}
-
-/* Connect, retrying while nobody listens yet (the peer may still be
- * starting), until the deadline. Other errors are final at once. */
-static kvx_status_t connect_retry(kvx_engine_h engine, const char *remote)
-{
-    int64_t deadline = now_ms() + CONNECT_DEADLINE_MS;
-    for (;;) {
-        int left = ms_left(deadline);
-        int attempt = left < CONNECT_ATTEMPT_MS ? left : CONNECT_ATTEMPT_MS;
-        /* 0 would mean "the engine's default", not "no time". */
-        kvx_status_t st = kvx_engine_connect(engine, remote, attempt > 0 ? attempt : 1);
-        if (st == KVX_OK) {
-            return KVX_OK;
-        }
-        int transient = st == KVX_ERR_CONNECTION_REFUSED || st == KVX_ERR_TIMEOUT ||
-                        st == KVX_ERR_CONNECTION_LOST;
-        if (!transient || ms_left(deadline) <= RETRY_PAUSE_MS) {
-            return st;
-        }
-        sleep_ms(RETRY_PAUSE_MS);
-    }
-}
+#define BUF_LEN            30
+#define TAG_B1             0x6432640001ull /* "d2d" + 1: the peer writes here */
+#define TAG_B2             0x6432640002ull /* the peer reads from here */
+#define TAG_READ           0x6432640003ull /* our landing buffer for the READ */
+#define NOTIFY_DEADLINE_MS 30000
+#define ABORT_TIMEOUT_MS   1000
 
 /* ------------------------------------------------------------ notifications */
 
@@ -190,7 +101,7 @@ static kvx_status_t inbox_fetch(kvx_engine_h engine, inbox_t *box)
     }
     kvx_notify_free(list, count);
     if (st != KVX_OK) {
-        fprintf(stderr, "%s: out of memory keeping notifications\n", prog);
+        fprintf(stderr, "%s: out of memory keeping notifications\n", ex_prog);
     }
     return st;
 }
@@ -218,11 +129,11 @@ static int inbox_take(inbox_t *box, const char *name, char **msg_p)
 static kvx_status_t wait_for(kvx_engine_h engine, inbox_t *box, const char *name, int timeout_ms,
                              char **msg_p)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = ex_now_ms() + timeout_ms;
     for (;;) {
         char *msg;
         if (inbox_take(box, "abort", &msg)) {
-            fprintf(stderr, "%s: the peer aborted: %s\n", prog, msg);
+            fprintf(stderr, "%s: the peer aborted: %s\n", ex_prog, msg);
             free(msg);
             box->aborted = 1;
             return KVX_ERR_CANCELED;
@@ -230,7 +141,7 @@ static kvx_status_t wait_for(kvx_engine_h engine, inbox_t *box, const char *name
         if (inbox_take(box, name, msg_p)) {
             return KVX_OK;
         }
-        kvx_status_t st = kvx_notify_wait(engine, ms_left(deadline));
+        kvx_status_t st = kvx_notify_wait(engine, ex_ms_left(deadline));
         if (st == KVX_OK) {
             st = inbox_fetch(engine, box);
         }
@@ -266,10 +177,10 @@ static int setup_buffers(side_t *s)
     kvx_status_t st;
     for (int i = 0; i < 3; i++) {
         if ((st = kvx_device_malloc(s->dev, BUF_LEN, (void **)&s->buf[i])) != KVX_OK) {
-            return fail("device malloc", st);
+            return ex_fail(st, "device malloc");
         }
         if ((st = kvx_device_memset(s->dev, s->buf[i], 0, BUF_LEN)) != KVX_OK) {
-            return fail("device memset", st);
+            return ex_fail(st, "device memset");
         }
         kvx_mem_params_t mp = {.field_mask = KVX_MEM_PARAM_FIELD_ADDRESS |
                                              KVX_MEM_PARAM_FIELD_LENGTH | KVX_MEM_PARAM_FIELD_TYPE |
@@ -280,7 +191,7 @@ static int setup_buffers(side_t *s)
                                .tag = tags[i],
                                .access = access_of[i]};
         if ((st = kvx_mem_register(s->engine, &mp, &s->mem[i])) != KVX_OK) {
-            return fail("register device memory", st);
+            return ex_fail(st, "register device memory");
         }
     }
     return 0;
@@ -290,18 +201,18 @@ static int setup_buffers(side_t *s)
  * (the address we were given may be spelled differently). */
 static int link_to(side_t *s, const char *remote)
 {
-    kvx_status_t st = connect_retry(s->engine, remote);
+    kvx_status_t st = ex_connect(s->engine, remote);
     if (st != KVX_OK) {
-        return fail("connect", st);
+        return ex_fail(st, "connect");
     }
     s->linked = 1;
     kvx_peer_info_t info;
     size_t n = 0;
     if ((st = kvx_engine_peers(s->engine, &info, 1, &n)) != KVX_OK) {
-        return fail("list peers", st);
+        return ex_fail(st, "list peers");
     }
     if (n != 1) {
-        fprintf(stderr, "%s: expected one peer, the engine has %zu\n", prog, n);
+        fprintf(stderr, "%s: expected one peer, the engine has %zu\n", ex_prog, n);
         return 1;
     }
     memcpy(s->peer, info.name, sizeof(s->peer));
@@ -318,20 +229,19 @@ static int rendezvous(side_t *s, const char *remote)
         }
         if ((st = kvx_notify_send(s->engine, s->peer, "hello", s->name, strlen(s->name), 0)) !=
             KVX_OK) {
-            return fail("send \"hello\"", st);
+            return ex_fail(st, "send \"hello\"");
         }
         return 0;
     }
     /* Only now may a peer come: our buffers are registered. */
-    const char *port_file = getenv("KVX_EXAMPLE_PORT_FILE");
-    if (port_file != NULL && port_file[0] != '\0' && write_port_file(port_file, s->name) != 0) {
+    if (ex_publish_port("KVX_EXAMPLE_PORT_FILE", s->name) != 0) {
         return 1;
     }
     printf("%s: waiting for a peer\n", s->name);
     fflush(stdout);
     char *hello;
     if ((st = wait_for(s->engine, &s->inbox, "hello", NOTIFY_DEADLINE_MS, &hello)) != KVX_OK) {
-        return fail("wait for \"hello\"", st);
+        return ex_fail(st, "wait for \"hello\"");
     }
     int rc = link_to(s, hello);
     free(hello);
@@ -342,21 +252,10 @@ static int rendezvous(side_t *s, const char *remote)
 static int find_peer_buffers(side_t *s, kvx_remote_mem_t *b1, kvx_remote_mem_t *b2)
 {
     kvx_remote_mem_t *mems = NULL;
-    size_t max = 0, count = 0;
-    kvx_status_t st;
-    /* Sized by a first call; again if the peer registered more in between. */
-    while ((st = kvx_engine_remote_mem(s->engine, s->peer, mems, max, &count, 0)) == KVX_OK &&
-           count > max) {
-        free(mems);
-        max = count;
-        if ((mems = malloc(max * sizeof(*mems))) == NULL) {
-            fprintf(stderr, "%s: out of memory\n", prog);
-            return 1;
-        }
-    }
+    size_t count = 0;
+    kvx_status_t st = ex_remote_mem(s->engine, s->peer, &mems, &count);
     if (st != KVX_OK) {
-        free(mems);
-        return fail("remote memory table", st);
+        return ex_fail(st, "remote memory table");
     }
     int found = 0;
     for (size_t i = 0; i < count; i++) {
@@ -370,7 +269,7 @@ static int find_peer_buffers(side_t *s, kvx_remote_mem_t *b1, kvx_remote_mem_t *
     }
     free(mems);
     if (found != 3) {
-        fprintf(stderr, "%s: %s has not registered both of its buffers\n", prog, s->peer);
+        fprintf(stderr, "%s: %s has not registered both of its buffers\n", ex_prog, s->peer);
         return 1;
     }
     return 0;
@@ -382,12 +281,12 @@ static int check_buffer(side_t *s, int which, const char *what)
     char got[BUF_LEN + 1] = {0};
     kvx_status_t st = kvx_device_memcpy(got, s->buf[which], BUF_LEN, KVX_COPY_D2H, s->dev);
     if (st != KVX_OK) {
-        return fail("copy to the host", st);
+        return ex_fail(st, "copy to the host");
     }
     int ok = strcmp(got, s->peer) == 0;
     printf("%s: %s holds \"%s\": %s\n", s->name, what, got, ok ? "ok" : "WRONG");
     if (!ok) {
-        fprintf(stderr, "%s: %s: expected \"%s\"\n", prog, what, s->peer);
+        fprintf(stderr, "%s: %s: expected \"%s\"\n", ex_prog, what, s->peer);
     }
     return ok ? 0 : 1;
 }
@@ -401,19 +300,19 @@ static int exchange(side_t *s)
     }
     size_t len = strlen(s->name) + 1;
     if ((st = kvx_device_memcpy(s->buf[B2], s->name, len, KVX_COPY_H2D, s->dev)) != KVX_OK) {
-        return fail("copy our name into b2", st);
+        return ex_fail(st, "copy our name into b2");
     }
     /* Device to remote device: our b2 into the peer's b1. */
     kvx_xfer_desc_t desc = {.local_addr = s->buf[B2], .remote_addr = rb1.address, .length = len};
     if ((st = kvx_xfer_sync(s->engine, s->peer, KVX_OP_WRITE, &desc, 1, NULL)) != KVX_OK) {
-        return fail("write into the peer's b1", st);
+        return ex_fail(st, "write into the peer's b1");
     }
     if ((st = kvx_notify_send(s->engine, s->peer, "written", NULL, 0, 0)) != KVX_OK) {
-        return fail("send \"written\"", st);
+        return ex_fail(st, "send \"written\"");
     }
     char *msg;
     if ((st = wait_for(s->engine, &s->inbox, "written", NOTIFY_DEADLINE_MS, &msg)) != KVX_OK) {
-        return fail("wait for \"written\"", st);
+        return ex_fail(st, "wait for \"written\"");
     }
     free(msg);
 
@@ -422,7 +321,7 @@ static int exchange(side_t *s)
     desc = (kvx_xfer_desc_t){
         .local_addr = s->buf[LANDING], .remote_addr = rb2.address, .length = BUF_LEN};
     if ((st = kvx_xfer_sync(s->engine, s->peer, KVX_OP_READ, &desc, 1, NULL)) != KVX_OK) {
-        return fail("read the peer's b2", st);
+        return ex_fail(st, "read the peer's b2");
     }
     bad |= check_buffer(s, LANDING, "the peer's b2 (read)");
     return bad;
@@ -434,11 +333,11 @@ static int finish(side_t *s)
 {
     kvx_status_t st = kvx_notify_send(s->engine, s->peer, "finished", NULL, 0, 0);
     if (st != KVX_OK) {
-        return fail("send \"finished\"", st);
+        return ex_fail(st, "send \"finished\"");
     }
     char *msg;
     if ((st = wait_for(s->engine, &s->inbox, "finished", NOTIFY_DEADLINE_MS, &msg)) != KVX_OK) {
-        return fail("wait for \"finished\"", st);
+        return ex_fail(st, "wait for \"finished\"");
     }
     free(msg);
     return 0;
@@ -449,11 +348,11 @@ static int teardown(side_t *s)
     int rc = 0;
     kvx_status_t st;
     if (s->linked && (st = kvx_engine_disconnect(s->engine, s->peer, 0)) != KVX_OK) {
-        rc = fail("disconnect", st);
+        rc = ex_fail(st, "disconnect");
     }
     for (int i = 0; i < 3; i++) {
         if (s->mem[i] != NULL && (st = kvx_mem_deregister(s->engine, s->mem[i])) != KVX_OK) {
-            rc = fail("deregister", st);
+            rc = ex_fail(st, "deregister");
         }
     }
     kvx_engine_destroy(s->engine);
@@ -472,14 +371,14 @@ static int run(int dev, const char *name, const char *remote)
     kvx_engine_params_t params = {.field_mask = KVX_ENGINE_PARAM_FIELD_NAME, .name = name};
     kvx_status_t st = kvx_engine_create(&params, &s.engine);
     if (st != KVX_OK) {
-        return fail("create engine", st);
+        return ex_fail(st, "create engine");
     }
     s.name = kvx_engine_name(s.engine);
     printf("%s: listening\n", s.name);
 
     int rc;
     if (strlen(s.name) + 1 > BUF_LEN) {
-        fprintf(stderr, "%s: engine name '%s' does not fit the %d-byte buffers\n", prog, s.name,
+        fprintf(stderr, "%s: engine name '%s' does not fit the %d-byte buffers\n", ex_prog, s.name,
                 BUF_LEN);
         rc = 1;
     } else if ((rc = setup_buffers(&s)) == 0 && (rc = rendezvous(&s, remote)) == 0 &&
@@ -496,20 +395,20 @@ static int run(int dev, const char *name, const char *remote)
 
 int main(int argc, char **argv)
 {
+    ex_prog = "server_server_d2d";
     setvbuf(stdout, NULL, _IOLBF, 0); /* keep the two processes' lines in order */
-    char *end = NULL;
-    long dev = argc >= 3 ? strtol(argv[1], &end, 10) : -1;
-    if (argc < 3 || argc > 4 || end == argv[1] || *end != '\0' || dev < 0 || dev > INT_MAX) {
+    int dev = -1;
+    if (argc < 3 || argc > 4 || ex_parse_device(argv[1], &dev) != 0) {
         fprintf(stderr,
                 "usage: %s DEVICE_ID IP:PORT                  (waits for a peer)\n"
                 "       %s DEVICE_ID IP:PORT REMOTE_IP:PORT   (starts the exchange)\n",
-                prog, prog);
+                ex_prog, ex_prog);
         return 2;
     }
-    if (!has_port(argv[2])) {
-        fprintf(stderr, "%s: engine '%s' needs a port (0 = any): both sides listen\n", prog,
+    if (!ex_has_port(argv[2])) {
+        fprintf(stderr, "%s: engine '%s' needs a port (0 = any): both sides listen\n", ex_prog,
                 argv[2]);
         return 2;
     }
-    return run((int)dev, argv[2], argc == 4 ? argv[3] : NULL);
+    return run(dev, argv[2], argc == 4 ? argv[3] : NULL);
 }

@@ -31,24 +31,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-
-#define GUARD     256
-#define SENT      0xA5
-#define MAXT      8
-#define P_CLUSTER 1
-#define D_CLUSTER 2
-#define LINK_MS   5000
-#define WAIT_MS   5000
-
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        kvx_status_t s_ = (call);                                                                  \
-        if (s_ != KVX_OK) {                                                                        \
-            char d_[512];                                                                          \
-            snprintf(d_, sizeof(d_), "%s", kvx_last_error());                                      \
-            fail_msg("%s:%d: %s: %s (%s)", __FILE__, __LINE__, #call, kvx_status_name(s_), d_);    \
-        }                                                                                          \
-    } while (0)
+#include "kv_fixture.h"
+#include "relay.h"
 
 #define EXPECT_STATUS(call, want)                                                                  \
     do {                                                                                           \
@@ -61,242 +45,7 @@
         }                                                                                          \
     } while (0)
 
-/* Everything a test creates is recorded here, so that a failing test (cmocka
- * jumps out of it) leaves nothing behind: teardown frees what is left. */
-#define MAX_KVS  64
-#define MAX_MEMS 512
-static kvx_kv_h g_kvs[MAX_KVS];
-static struct {
-    void *p;
-    int device;
-} g_mems[MAX_MEMS];
-
-static void own_kv(kvx_kv_h kv)
-{
-    for (size_t i = 0; i < MAX_KVS; i++) {
-        if (g_kvs[i] == NULL) {
-            g_kvs[i] = kv;
-            return;
-        }
-    }
-    fail_msg("more than %d instances", MAX_KVS);
-}
-
-static void kv_free(kvx_kv_h kv)
-{
-    for (size_t i = 0; i < MAX_KVS; i++) {
-        if (g_kvs[i] == kv) {
-            g_kvs[i] = NULL;
-        }
-    }
-    kvx_kv_destroy(kv);
-}
-
-static void *own_mem(void *p, int device)
-{
-    assert_non_null(p);
-    for (size_t i = 0; i < MAX_MEMS; i++) {
-        if (g_mems[i].p == NULL) {
-            g_mems[i].p = p;
-            g_mems[i].device = device;
-            return p;
-        }
-    }
-    fail_msg("more than %d buffers", MAX_MEMS);
-    return NULL;
-}
-
-static void mem_free(void *p)
-{
-    for (size_t i = 0; p != NULL && i < MAX_MEMS; i++) {
-        if (g_mems[i].p == p) {
-            if (g_mems[i].device) {
-                kvx_device_free(0, p);
-            } else {
-                free(p);
-            }
-            g_mems[i].p = NULL;
-            return;
-        }
-    }
-}
-
-/* Instances first (newest first), then the memory they used. */
-static void free_all(void)
-{
-    for (size_t i = MAX_KVS; i-- > 0;) {
-        if (g_kvs[i] != NULL) {
-            kv_free(g_kvs[i]);
-        }
-    }
-    for (size_t i = 0; i < MAX_MEMS; i++) {
-        mem_free(g_mems[i].p);
-    }
-}
-
-/* ------------------------------------------------------------ test caches */
-
-typedef struct tc {
-    kvx_kv_h kv;
-    int64_t id;
-    int device; /* placement KVX_MEM_DEVICE */
-    int dev_id; /* its device */
-    size_t nt, tsize, entries, esize;
-    uint8_t *buf;  /* registered caches: GUARD + nt * tsize + GUARD */
-    size_t total;  /* layout size */
-    void *t[MAXT]; /* tensor addresses */
-    uint8_t *model;
-    uint8_t *scratch;
-} tc_t;
-
-static kvx_kv_cache_desc_t desc_of(uint32_t nt, kvx_dtype_t dtype, kvx_mem_type_t placement,
-                                   uint32_t ndims, const int64_t *dims)
-{
-    kvx_kv_cache_desc_t d = {.field_mask = KVX_KV_CACHE_FIELD_PLACEMENT |
-                                           KVX_KV_CACHE_FIELD_NUM_TENSORS |
-                                           KVX_KV_CACHE_FIELD_DTYPE | KVX_KV_CACHE_FIELD_SHAPE,
-                             .placement = placement,
-                             .num_tensors = nt,
-                             .dtype = dtype,
-                             .ndims = ndims};
-    memcpy(d.dims, dims, ndims * sizeof(dims[0]));
-    return d;
-}
-
-/* Copies that do not assert (usable from any thread). */
-static kvx_status_t mem_put(const tc_t *c, void *dst, const void *src, size_t n)
-{
-    if (c->device) {
-        return kvx_device_memcpy(dst, src, n, KVX_COPY_H2D, c->dev_id);
-    }
-    memcpy(dst, src, n);
-    return KVX_OK;
-}
-
-static kvx_status_t mem_get(const tc_t *c, void *dst, const void *src, size_t n)
-{
-    if (c->device) {
-        return kvx_device_memcpy(dst, src, n, KVX_COPY_D2H, c->dev_id);
-    }
-    memcpy(dst, src, n);
-    return KVX_OK;
-}
-
-static void tc_geometry(tc_t *c, kvx_kv_h kv, const kvx_kv_cache_desc_t *d, int dev_id)
-{
-    memset(c, 0, sizeof(*c));
-    c->kv = kv;
-    c->device = d->placement == KVX_MEM_DEVICE;
-    c->dev_id = dev_id;
-    c->nt = d->num_tensors;
-    assert_true(c->nt <= MAXT);
-    size_t size = kvx_dtype_size(d->dtype);
-    for (uint32_t i = 0; i < d->ndims; i++) {
-        size *= (size_t)d->dims[i];
-    }
-    c->tsize = size;
-    c->entries = (size_t)d->dims[0];
-    c->esize = size / c->entries;
-    c->total = GUARD + c->nt * c->tsize + GUARD;
-    c->model = own_mem(malloc(c->total), 0);
-    c->scratch = own_mem(malloc(c->total), 0);
-    memset(c->model, SENT, c->total);
-}
-
-static void tc_store(tc_t *c)
-{
-    if (c->buf != NULL) {
-        OK(mem_put(c, c->buf, c->model, c->total));
-        return;
-    }
-    for (size_t i = 0; i < c->nt; i++) {
-        OK(mem_put(c, c->t[i], c->model + GUARD + i * c->tsize, c->tsize));
-    }
-}
-
-/* Tensor bytes a pattern of @p seed (0: the sentinel), guards SENT. */
-static void tc_fill(tc_t *c, uint64_t seed)
-{
-    memset(c->model, SENT, c->total);
-    if (seed != 0) {
-        test_fill(c->model + GUARD, c->nt * c->tsize, seed, 0);
-    }
-    tc_store(c);
-}
-
-/* Memory over a fresh buffer (device 0 or host), not yet registered. */
-static void tc_memory(tc_t *c, kvx_kv_h kv, const kvx_kv_cache_desc_t *d)
-{
-    tc_geometry(c, kv, d, 0);
-    if (c->device) {
-        OK(kvx_device_malloc(0, c->total, (void **)&c->buf));
-        own_mem(c->buf, 1);
-    } else {
-        c->buf = own_mem(malloc(c->total), 0);
-    }
-    for (size_t i = 0; i < c->nt; i++) {
-        c->t[i] = c->buf + GUARD + i * c->tsize;
-    }
-}
-
-static void tc_register(tc_t *c, kvx_kv_h kv, const kvx_kv_cache_desc_t *d, uint64_t seed)
-{
-    tc_memory(c, kv, d);
-    tc_fill(c, seed);
-    OK(kvx_kv_cache_register(kv, d, c->t, &c->id));
-    assert_true(c->id >= 1);
-}
-
-static void tc_allocate(tc_t *c, kvx_kv_h kv, const kvx_kv_cache_desc_t *d, int dev_id,
-                        uint64_t seed)
-{
-    tc_geometry(c, kv, d, dev_id);
-    OK(kvx_kv_cache_allocate(kv, d, &c->id, c->t));
-    tc_fill(c, seed);
-}
-
-/* Read the memory into c->scratch (guards of allocated caches from the model). */
-static kvx_status_t tc_read(tc_t *c)
-{
-    if (c->buf != NULL) {
-        return mem_get(c, c->scratch, c->buf, c->total);
-    }
-    memcpy(c->scratch, c->model, c->total);
-    for (size_t i = 0; i < c->nt; i++) {
-        kvx_status_t s = mem_get(c, c->scratch + GUARD + i * c->tsize, c->t[i], c->tsize);
-        if (s != KVX_OK) {
-            return s;
-        }
-    }
-    return KVX_OK;
-}
-
-/* Bytes that differ from the model; the first one described in @p why. */
-static size_t tc_diff_quiet(tc_t *c, char *why, size_t why_len)
-{
-    if (tc_read(c) != KVX_OK) {
-        snprintf(why, why_len, "read-back failed");
-        return SIZE_MAX;
-    }
-    size_t bad = 0;
-    for (size_t i = 0; i < c->total; i++) {
-        if (c->scratch[i] == c->model[i]) {
-            continue;
-        }
-        if (bad++ == 0) {
-            if (i < GUARD || i >= GUARD + c->nt * c->tsize) {
-                snprintf(why, why_len, "guard byte %zu is 0x%02x, want 0x%02x", i, c->scratch[i],
-                         c->model[i]);
-            } else {
-                size_t o = i - GUARD;
-                snprintf(why, why_len, "tensor %zu entry %zu byte %zu is 0x%02x, want 0x%02x",
-                         o / c->tsize, o % c->tsize / c->esize, o % c->esize, c->scratch[i],
-                         c->model[i]);
-            }
-        }
-    }
-    return bad;
-}
+/* ------------------------------------------------ test caches (kv_fixture.h) */
 
 static void tc_check_at(tc_t *c, const char *name, int line)
 {
@@ -308,11 +57,6 @@ static void tc_check_at(tc_t *c, const char *name, int line)
 }
 
 #define CHECK(c) tc_check_at((c), #c, __LINE__)
-
-static uint8_t *tc_at(tc_t *c, size_t tensor, size_t entry)
-{
-    return c->model + GUARD + tensor * c->tsize + entry * c->esize;
-}
 
 /* Model of one piece: @p len bytes from entry @p se of tensor @p st. */
 static void model_move(tc_t *dst, size_t dt, size_t de, tc_t *src, size_t st, size_t se, size_t len)
@@ -329,14 +73,6 @@ static void model_blocks(tc_t *dst, size_t dt0, tc_t *src, size_t st0, size_t n,
             model_move(dst, dt0 + t, db[k], src, st0 + t, sb[k], src->esize);
         }
     }
-}
-
-static void tc_release(tc_t *c)
-{
-    mem_free(c->buf);
-    mem_free(c->model);
-    mem_free(c->scratch);
-    memset(c, 0, sizeof(*c));
 }
 
 /* -------------------------------------------------------------- instances */
@@ -400,16 +136,6 @@ static void wait_links_at(kvx_kv_h kv, size_t out, size_t in, int line)
 
 #define WAIT_LINKS(kv, out, in) wait_links_at((kv), (out), (in), __LINE__)
 
-static kvx_kv_xfer_params_t layers(uint32_t sf, uint32_t sl, uint32_t df, uint32_t dl)
-{
-    kvx_kv_xfer_params_t xp = {.field_mask = KVX_KV_XFER_FIELD_LAYERS,
-                               .src_layer_first = sf,
-                               .src_layer_last = sl,
-                               .dst_layer_first = df,
-                               .dst_layer_last = dl};
-    return xp;
-}
-
 /* A prompt (cluster 1, listening) and a decoder (cluster 2) linked to it. */
 typedef struct pair {
     kvx_kv_h p, d;
@@ -428,10 +154,8 @@ static int setup(void **state)
     return 0;
 }
 
-/* The relay of (e), freed here if its test fails. */
-typedef struct proxy proxy_t;
+/* The relay of (e) (relay.h), freed here if its test fails. */
 static proxy_t *g_relay;
-static void proxy_free(proxy_t *p);
 
 static int teardown(void **state)
 {
@@ -867,212 +591,6 @@ static void test_role_switch_cycle(void **state)
 
 /* ------------------------------------------------------------------- (e) */
 
-/* A TCP relay between the decoder and the prompt that can stop forwarding
- * the decoder's requests, so a pull stays pending for as long as the test
- * wants (the same design as test_engine_api.c). */
-#define PROXY_PAIRS 8
-#define PROXY_BUF   (64 * 1024)
-
-typedef struct proxy {
-    int lfd;
-    int wake[2];
-    int target_port;
-    char name[KVX_ENGINE_NAME_MAX];
-    pthread_t tid;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int paused; /* hold initiator -> target */
-    int stop;
-    uint64_t iter;
-    uint64_t fwd_bytes; /* forwarded initiator -> target */
-    int fd[PROXY_PAIRS][2];
-} proxy_t;
-
-static int send_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static void proxy_close_pair(proxy_t *p, int i)
-{
-    if (p->fd[i][0] >= 0) {
-        close(p->fd[i][0]);
-        close(p->fd[i][1]);
-        p->fd[i][0] = p->fd[i][1] = -1;
-    }
-}
-
-static void proxy_accept(proxy_t *p)
-{
-    int cfd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
-    if (cfd < 0) {
-        return;
-    }
-    int tfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->target_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (tfd >= 0 && connect(tfd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(tfd);
-        tfd = -1;
-    }
-    int one = 1;
-    setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (tfd >= 0) {
-        setsockopt(tfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    for (int i = 0; tfd >= 0 && i < PROXY_PAIRS; i++) {
-        if (p->fd[i][0] < 0) {
-            p->fd[i][0] = cfd;
-            p->fd[i][1] = tfd;
-            return;
-        }
-    }
-    close(cfd);
-    if (tfd >= 0) {
-        close(tfd);
-    }
-}
-
-static void *proxy_main(void *arg)
-{
-    proxy_t *p = arg;
-    uint8_t *buf = malloc(PROXY_BUF);
-    for (;;) {
-        pthread_mutex_lock(&p->lock);
-        int paused = p->paused, stop = p->stop;
-        p->iter++;
-        pthread_cond_broadcast(&p->cond);
-        pthread_mutex_unlock(&p->lock);
-        if (stop || buf == NULL) {
-            break;
-        }
-        struct pollfd pfd[2 + 2 * PROXY_PAIRS];
-        int who[2 + 2 * PROXY_PAIRS];
-        nfds_t n = 0;
-        pfd[n] = (struct pollfd){.fd = p->wake[0], .events = POLLIN};
-        who[n++] = -1;
-        pfd[n] = (struct pollfd){.fd = p->lfd, .events = POLLIN};
-        who[n++] = -1;
-        for (int i = 0; i < PROXY_PAIRS; i++) {
-            if (p->fd[i][0] < 0) {
-                continue;
-            }
-            if (!paused) {
-                pfd[n] = (struct pollfd){.fd = p->fd[i][0], .events = POLLIN};
-                who[n++] = 2 * i;
-            }
-            pfd[n] = (struct pollfd){.fd = p->fd[i][1], .events = POLLIN};
-            who[n++] = 2 * i + 1;
-        }
-        if (poll(pfd, n, -1) < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            break;
-        }
-        if (pfd[0].revents != 0) {
-            char tmp[64];
-            while (read(p->wake[0], tmp, sizeof(tmp)) > 0) {
-            }
-        }
-        for (nfds_t k = 2; k < n; k++) {
-            if (pfd[k].revents == 0) {
-                continue;
-            }
-            int i = who[k] / 2, side = who[k] % 2;
-            if (p->fd[i][side] != pfd[k].fd) {
-                continue;
-            }
-            ssize_t r = recv(pfd[k].fd, buf, PROXY_BUF, 0);
-            if (r < 0 && errno == EINTR) {
-                continue;
-            }
-            if (r <= 0 || send_all(p->fd[i][1 - side], buf, (size_t)r) != 0) {
-                proxy_close_pair(p, i);
-            } else if (side == 0) {
-                pthread_mutex_lock(&p->lock);
-                p->fwd_bytes += (uint64_t)r;
-                pthread_mutex_unlock(&p->lock);
-            }
-        }
-        if (pfd[1].revents != 0) {
-            proxy_accept(p);
-        }
-    }
-    free(buf);
-    return NULL;
-}
-
-static proxy_t *proxy_new(const char *target_name)
-{
-    proxy_t *p = calloc(1, sizeof(*p));
-    assert_non_null(p);
-    const char *colon = strrchr(target_name, ':');
-    assert_non_null(colon);
-    p->target_port = atoi(colon + 1);
-    for (int i = 0; i < PROXY_PAIRS; i++) {
-        p->fd[i][0] = p->fd[i][1] = -1;
-    }
-    p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(p->lfd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(p->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(p->lfd, 16), 0);
-    socklen_t len = sizeof(a);
-    assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&a, &len), 0);
-    snprintf(p->name, sizeof(p->name), "127.0.0.1:%d", ntohs(a.sin_port));
-    assert_int_equal(pipe2(p->wake, O_NONBLOCK | O_CLOEXEC), 0);
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->cond, NULL);
-    assert_int_equal(pthread_create(&p->tid, NULL, proxy_main, p), 0);
-    return p;
-}
-
-/* Returns once the relay loop runs with the new setting. */
-static void proxy_pause(proxy_t *p, int paused)
-{
-    pthread_mutex_lock(&p->lock);
-    p->paused = paused;
-    uint64_t seen = p->iter;
-    ssize_t w = write(p->wake[1], "x", 1);
-    (void)w;
-    while (p->iter == seen) {
-        pthread_cond_wait(&p->cond, &p->lock);
-    }
-    pthread_mutex_unlock(&p->lock);
-}
-
-static void proxy_free(proxy_t *p)
-{
-    pthread_mutex_lock(&p->lock);
-    p->stop = 1;
-    ssize_t w = write(p->wake[1], "x", 1);
-    (void)w;
-    pthread_mutex_unlock(&p->lock);
-    pthread_join(p->tid, NULL);
-    for (int i = 0; i < PROXY_PAIRS; i++) {
-        proxy_close_pair(p, i);
-    }
-    close(p->lfd);
-    close(p->wake[0]);
-    close(p->wake[1]);
-    pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->cond);
-    free(p);
-}
-
 typedef struct puller {
     kvx_kv_h kv;
     int64_t src_id, dst_id;
@@ -1155,7 +673,7 @@ static void test_unlink_cancels_pending_pull(void **state)
         pl->dst_id = dst2.id;
         pl->cluster = P_CLUSTER;
         pl->count = 16;
-        proxy_pause(relay, 1);
+        proxy_ctl(relay, PX_FWD, 0);
         pthread_t tid;
         assert_int_equal(pthread_create(&tid, NULL, puller_main, pl), 0);
         /* The pull is under way and cannot finish: nothing reaches P. */
@@ -1185,7 +703,7 @@ static void test_unlink_cancels_pending_pull(void **state)
         assert_true(test_now_ms() - t0 < 4000); /* not by its 10 s deadline */
         pthread_mutex_destroy(&pl->lock);
         free(pl);
-        proxy_pause(relay, 0);
+        proxy_ctl(relay, 0, 0);
         WAIT_LINKS(d2, 0, 0);
         /* Relink (through the relay) and pull byte-exact. */
         OK(link_one(d2, P_CLUSTER, relay->name));

@@ -22,264 +22,24 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "kv_fixture.h"
 
-#define GUARD        256  /* bytes before and after the tensors of a registered cache */
-#define SENT         0xA5 /* content of destinations and guards */
-#define MAXT         8
-#define P_CLUSTER    1
-#define D_CLUSTER    2
 #define NO_CLUSTER   77
 #define NO_CACHE     9999
-#define LINK_MS      5000
-#define WAIT_MS      5000
 #define NOT_A_STATUS ((kvx_status_t)12345)
 
-/* Everything a test creates is recorded here, so that a failing test (cmocka
- * jumps out of it) leaves nothing behind: teardown frees what is left. */
-#define MAX_KVS  64
-#define MAX_MEMS 512
-static kvx_kv_h g_kvs[MAX_KVS];
-static struct {
-    void *p;
-    int device;
-} g_mems[MAX_MEMS];
-
-static void own_kv(kvx_kv_h kv)
-{
-    for (size_t i = 0; i < MAX_KVS; i++) {
-        if (g_kvs[i] == NULL) {
-            g_kvs[i] = kv;
-            return;
-        }
-    }
-    fail_msg("more than %d instances", MAX_KVS);
-}
-
-static void kv_free(kvx_kv_h kv)
-{
-    for (size_t i = 0; i < MAX_KVS; i++) {
-        if (g_kvs[i] == kv) {
-            g_kvs[i] = NULL;
-        }
-    }
-    kvx_kv_destroy(kv);
-}
-
-static void *own_mem(void *p, int device)
-{
-    assert_non_null(p);
-    for (size_t i = 0; i < MAX_MEMS; i++) {
-        if (g_mems[i].p == NULL) {
-            g_mems[i].p = p;
-            g_mems[i].device = device;
-            return p;
-        }
-    }
-    fail_msg("more than %d buffers", MAX_MEMS);
-    return NULL;
-}
-
-static void mem_free(void *p)
-{
-    for (size_t i = 0; p != NULL && i < MAX_MEMS; i++) {
-        if (g_mems[i].p == p) {
-            if (g_mems[i].device) {
-                kvx_device_free(0, p);
-            } else {
-                free(p);
-            }
-            g_mems[i].p = NULL;
-            return;
-        }
-    }
-}
-
-/* Instances first (newest first), then the memory they used. */
-static void free_all(void)
-{
-    for (size_t i = MAX_KVS; i-- > 0;) {
-        if (g_kvs[i] != NULL) {
-            kv_free(g_kvs[i]);
-        }
-    }
-    for (size_t i = 0; i < MAX_MEMS; i++) {
-        mem_free(g_mems[i].p);
-    }
-}
-
 /* ------------------------------------------------------------ test caches */
-
-typedef struct tc {
-    kvx_kv_h kv;
-    int64_t id;
-    kvx_kv_cache_desc_t desc;
-    int device;       /* placement KVX_MEM_DEVICE (device 0) */
-    int allocated;    /* from kvx_kv_cache_allocate */
-    size_t nt;        /* tensors */
-    size_t tsize;     /* bytes of one tensor */
-    size_t entries;   /* dims[0] */
-    size_t esize;     /* bytes of one entry */
-    uint8_t *buf;     /* registered: GUARD + nt * tsize + GUARD bytes */
-    size_t total;     /* layout size, guards included */
-    void *t[MAXT];    /* tensor addresses */
-    uint8_t *model;   /* expected content of the layout */
-    uint8_t *scratch; /* read-back buffer */
-} tc_t;
-
-static kvx_kv_cache_desc_t desc_of(uint32_t nt, kvx_dtype_t dtype, kvx_mem_type_t placement,
-                                   uint32_t ndims, const int64_t *dims)
-{
-    kvx_kv_cache_desc_t d = {.field_mask = KVX_KV_CACHE_FIELD_PLACEMENT |
-                                           KVX_KV_CACHE_FIELD_NUM_TENSORS |
-                                           KVX_KV_CACHE_FIELD_DTYPE | KVX_KV_CACHE_FIELD_SHAPE,
-                             .placement = placement,
-                             .num_tensors = nt,
-                             .dtype = dtype,
-                             .ndims = ndims};
-    memcpy(d.dims, dims, ndims * sizeof(dims[0]));
-    return d;
-}
-
-static void mem_put(int device, void *dst, const void *src, size_t n)
-{
-    if (device) {
-        assert_int_equal(kvx_device_memcpy(dst, src, n, KVX_COPY_H2D, 0), KVX_OK);
-    } else {
-        memcpy(dst, src, n);
-    }
-}
-
-static void mem_get(int device, void *dst, const void *src, size_t n)
-{
-    if (device) {
-        assert_int_equal(kvx_device_memcpy(dst, src, n, KVX_COPY_D2H, 0), KVX_OK);
-    } else {
-        memcpy(dst, src, n);
-    }
-}
-
-static void tc_geometry(tc_t *c, kvx_kv_h kv, const kvx_kv_cache_desc_t *d)
-{
-    memset(c, 0, sizeof(*c));
-    c->kv = kv;
-    c->desc = *d;
-    c->device = d->placement == KVX_MEM_DEVICE;
-    c->nt = d->num_tensors;
-    assert_true(c->nt <= MAXT);
-    size_t size = kvx_dtype_size(d->dtype);
-    assert_true(size > 0);
-    for (uint32_t i = 0; i < d->ndims; i++) {
-        size *= (size_t)d->dims[i];
-    }
-    c->tsize = size;
-    c->entries = (size_t)d->dims[0];
-    c->esize = size / c->entries;
-    c->total = GUARD + c->nt * c->tsize + GUARD;
-    c->model = own_mem(malloc(c->total), 0);
-    c->scratch = own_mem(malloc(c->total), 0);
-    memset(c->model, SENT, c->total);
-}
-
-/* Write the model to the cache memory. */
-static void tc_store(tc_t *c)
-{
-    if (c->buf != NULL) {
-        mem_put(c->device, c->buf, c->model, c->total);
-        return;
-    }
-    for (size_t i = 0; i < c->nt; i++) {
-        mem_put(c->device, c->t[i], c->model + GUARD + i * c->tsize, c->tsize);
-    }
-}
-
-static void tc_register(tc_t *c, kvx_kv_h kv, const kvx_kv_cache_desc_t *d)
-{
-    tc_geometry(c, kv, d);
-    if (c->device) {
-        assert_int_equal(kvx_device_malloc(0, c->total, (void **)&c->buf), KVX_OK);
-        own_mem(c->buf, 1);
-    } else {
-        c->buf = own_mem(malloc(c->total), 0);
-    }
-    for (size_t i = 0; i < c->nt; i++) {
-        c->t[i] = c->buf + GUARD + i * c->tsize;
-    }
-    tc_store(c);
-    kvx_status_t s = kvx_kv_cache_register(kv, d, c->t, &c->id);
-    if (s != KVX_OK) {
-        fail_msg("cache_register: %s (%s)", kvx_status_name(s), kvx_last_error());
-    }
-    assert_true(c->id >= 1);
-}
-
-static void tc_allocate(tc_t *c, kvx_kv_h kv, const kvx_kv_cache_desc_t *d)
-{
-    tc_geometry(c, kv, d);
-    c->allocated = 1;
-    kvx_status_t s = kvx_kv_cache_allocate(kv, d, &c->id, c->t);
-    if (s != KVX_OK) {
-        fail_msg("cache_allocate: %s (%s)", kvx_status_name(s), kvx_last_error());
-    }
-    tc_store(c);
-}
-
-/* Model and memory: tensor bytes a pattern of @p seed, guards SENT. */
-static void tc_pattern(tc_t *c, uint64_t seed)
-{
-    memset(c->model, SENT, c->total);
-    test_fill(c->model + GUARD, c->nt * c->tsize, seed, 0);
-    tc_store(c);
-}
-
-static void tc_sentinel(tc_t *c)
-{
-    memset(c->model, SENT, c->total);
-    tc_store(c);
-}
 
 /* Bytes of the cache memory that differ from the model (reports the first). */
 static size_t tc_diff(tc_t *c, const char *name)
 {
-    if (c->buf != NULL) {
-        mem_get(c->device, c->scratch, c->buf, c->total);
-    } else {
-        memcpy(c->scratch, c->model, c->total);
-        for (size_t i = 0; i < c->nt; i++) {
-            mem_get(c->device, c->scratch + GUARD + i * c->tsize, c->t[i], c->tsize);
-        }
-    }
-    size_t bad = 0;
-    for (size_t i = 0; i < c->total; i++) {
-        if (c->scratch[i] == c->model[i]) {
-            continue;
-        }
-        if (bad++ == 0) {
-            if (i < GUARD || i >= GUARD + c->nt * c->tsize) {
-                print_error("%s: guard byte %zu changed (0x%02x, want 0x%02x)\n", name, i,
-                            c->scratch[i], c->model[i]);
-            } else {
-                size_t o = i - GUARD;
-                print_error("%s: tensor %zu entry %zu byte %zu is 0x%02x, want 0x%02x\n", name,
-                            o / c->tsize, o % c->tsize / c->esize, o % c->esize, c->scratch[i],
-                            c->model[i]);
-            }
-        }
+    assert_int_equal(tc_read(c), KVX_OK);
+    char why[160] = "";
+    size_t bad = tc_compare(c, why, sizeof(why));
+    if (bad != 0) {
+        print_error("%s: %s\n", name, why);
     }
     return bad;
-}
-
-static uint8_t *tc_at(tc_t *c, size_t tensor, size_t entry)
-{
-    return c->model + GUARD + tensor * c->tsize + entry * c->esize;
-}
-
-/* Free the memory (the instance is gone or the cache was dropped). */
-static void tc_release(tc_t *c)
-{
-    mem_free(c->buf);
-    mem_free(c->model);
-    mem_free(c->scratch);
-    memset(c, 0, sizeof(*c));
 }
 
 /* -------------------------------------------------------------- instances */
@@ -402,25 +162,23 @@ static int setup(void **state)
 
     kvx_kv_cache_desc_t host = desc_of(4, KVX_DTYPE_FP16, KVX_MEM_HOST, 3, DIMS);
     kvx_kv_cache_desc_t dev = desc_of(4, KVX_DTYPE_FP16, KVX_MEM_DEVICE, 3, DIMS);
-    tc_register(&f->psrc, f->p, &host);
-    tc_pattern(&f->psrc, 1);
-    tc_register(&f->pdst, f->p, &dev);
-    tc_register(&f->dsrc, f->d, &dev);
-    tc_pattern(&f->dsrc, 2);
-    tc_register(&f->ddst, f->d, &host);
+    tc_register(&f->psrc, f->p, &host, 1);
+    tc_register(&f->pdst, f->p, &dev, 0);
+    tc_register(&f->dsrc, f->d, &dev, 2);
+    tc_register(&f->ddst, f->d, &host, 0);
 
     kvx_kv_cache_desc_t d = desc_of(4, KVX_DTYPE_BF16, KVX_MEM_HOST, 3, DIMS);
-    tc_register(&f->dbf16, f->d, &d);
+    tc_register(&f->dbf16, f->d, &d, 0);
     d = desc_of(4, KVX_DTYPE_FP16, KVX_MEM_HOST, 3, (const int64_t[]){8, 8, 8});
-    tc_register(&f->dshape, f->d, &d);
+    tc_register(&f->dshape, f->d, &d, 0);
     d = desc_of(4, KVX_DTYPE_FP16, KVX_MEM_HOST, 2, (const int64_t[]){8, 64});
-    tc_register(&f->dndims, f->d, &d);
+    tc_register(&f->dndims, f->d, &d, 0);
     d = desc_of(4, KVX_DTYPE_FP16, KVX_MEM_HOST, 4, (const int64_t[]){8, 4, 16, 1});
-    tc_register(&f->drank, f->d, &d);
+    tc_register(&f->drank, f->d, &d, 0);
     d = desc_of(6, KVX_DTYPE_FP16, KVX_MEM_HOST, 3, DIMS);
-    tc_register(&f->dsix, f->d, &d);
+    tc_register(&f->dsix, f->d, &d, 0);
     d = desc_of(3, KVX_DTYPE_FP16, KVX_MEM_HOST, 3, DIMS);
-    tc_register(&f->dthree, f->d, &d);
+    tc_register(&f->dthree, f->d, &d, 0);
 
     kvx_status_t st;
     assert_int_equal(link_one(f->d, P_CLUSTER, f->p_name, &st), KVX_OK);
@@ -452,15 +210,6 @@ static void fx_untouched(fx_t *f, int line)
     }
 }
 
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        kvx_status_t s_ = (call);                                                                  \
-        if (s_ != KVX_OK) {                                                                        \
-            fail_msg("%s:%d: %s: %s (%s)", __FILE__, __LINE__, #call, kvx_status_name(s_),         \
-                     kvx_last_error());                                                            \
-        }                                                                                          \
-    } while (0)
-
 /* A valid pull, push and copy succeed byte-exact; then the destinations are
  * reset to the sentinel. */
 static void fx_usable(fx_t *f, int line)
@@ -486,8 +235,8 @@ static void fx_usable(fx_t *f, int line)
         memcpy(tc_at(&f->ddst, t, 4), tc_at(&f->dsrc, t, 3), f->ddst.esize);
     }
     fx_untouched(f, line);
-    tc_sentinel(&f->ddst);
-    tc_sentinel(&f->pdst);
+    tc_fill(&f->ddst, 0);
+    tc_fill(&f->pdst, 0);
 }
 
 static void expect_at(fx_t *f, kvx_status_t got, kvx_status_t want, const char *what, int line)
@@ -665,7 +414,7 @@ static void test_block_out_of_range(void **state)
     tc_t small;
     kvx_kv_cache_desc_t d =
         desc_of(4, KVX_DTYPE_FP16, KVX_MEM_HOST, 3, (const int64_t[]){4, 4, 16});
-    tc_register(&small, f->d, &d);
+    tc_register(&small, f->d, &d, 0);
     const uint64_t s7[1] = {7}, d3[1] = {3}, d4[1] = {4};
     EXPECT(f, kvx_kv_pull_blocks(f->d, &rs, small.id, s7, 1, d4, 1, NULL),
            KVX_ERR_BLOCK_OUT_OF_RANGE);
@@ -757,16 +506,6 @@ static void test_batch_out_of_range(void **state)
         EXPECT(f, kvx_kv_copy_cache(f->d, f->dsrc.id, 0, f->ddst.id, bad, NULL),
                KVX_ERR_BATCH_OUT_OF_RANGE);
     }
-}
-
-static kvx_kv_xfer_params_t layers(uint32_t sf, uint32_t sl, uint32_t df, uint32_t dl)
-{
-    kvx_kv_xfer_params_t xp = {.field_mask = KVX_KV_XFER_FIELD_LAYERS,
-                               .src_layer_first = sf,
-                               .src_layer_last = sl,
-                               .dst_layer_first = df,
-                               .dst_layer_last = dl};
-    return xp;
 }
 
 /* 4 tensors, 2 per layer: layers 0 and 1. */
@@ -978,7 +717,7 @@ static void test_cluster_mismatch(void **state)
     assert_true(wait_links(f->p, 0, 1));
     tc_t c;
     kvx_kv_cache_desc_t d = desc_of(4, KVX_DTYPE_FP16, KVX_MEM_HOST, 3, DIMS);
-    tc_register(&c, d2, &d);
+    tc_register(&c, d2, &d, 0);
     kvx_kv_remote_cache_t bad = {.cluster_id = 999, .cache_id = f->psrc.id};
     kvx_kv_remote_cache_t good = {.cluster_id = P_CLUSTER, .cache_id = f->psrc.id};
     assert_int_equal(kvx_kv_pull_cache(d2, &bad, c.id, 0, NULL), KVX_ERR_NOT_LINKED);
@@ -1060,8 +799,7 @@ static void test_set_role_disabled(void **state)
     /* Still serves. */
     tc_t c;
     kvx_kv_cache_desc_t d = desc_of(4, KVX_DTYPE_FP16, KVX_MEM_HOST, 3, DIMS);
-    tc_register(&c, p2, &d);
-    tc_pattern(&c, 9);
+    tc_register(&c, p2, &d, 9);
     assert_int_equal(link_one(f->d, 3, name, NULL), KVX_OK);
     kvx_kv_remote_cache_t r = {.cluster_id = 3, .cache_id = c.id, .batch_index = 4};
     OK(kvx_kv_pull_cache(f->d, &r, f->ddst.id, 1, NULL));
@@ -1069,7 +807,7 @@ static void test_set_role_disabled(void **state)
         memcpy(tc_at(&f->ddst, t, 1), tc_at(&c, t, 4), f->ddst.esize);
     }
     fx_untouched(f, __LINE__);
-    tc_sentinel(&f->ddst);
+    tc_fill(&f->ddst, 0);
     /* With the default (enabled) an unlinked instance switches. */
     kvx_kv_h m = kv_new(6, KVX_KV_ROLE_MIX, 0);
     OK(kvx_kv_set_role(m, KVX_KV_ROLE_PROMPT, "127.0.0.1:0"));
@@ -1258,7 +996,7 @@ static void test_dealloc_unregister_crossed(void **state)
     assert_int_equal(kvx_device_used(0, &used0), KVX_OK);
     tc_t a;
     kvx_kv_cache_desc_t d = desc_of(4, KVX_DTYPE_FP16, KVX_MEM_DEVICE, 3, DIMS);
-    tc_allocate(&a, f->d, &d);
+    tc_allocate(&a, f->d, &d, 0, 0);
     assert_int_equal(kvx_device_used(0, &used1), KVX_OK);
     assert_true(used1 >= used0 + 4 * 1024);
 
