@@ -1363,6 +1363,56 @@ static void mutate(uint8_t *work, size_t *len_p)
     }
 }
 
+/* ------------------------------------------------------------- shm frames */
+
+static void test_shm_frames(void **state)
+{
+    (void)state;
+    uint8_t buf[KVX_WIRE_SHM_ACCEPT_SIZE + 8];
+    kvx_wire_shm_t in = {.boot_id = 0x1122334455667788ull, .pid = 4242, .uid = 1000};
+    kvx_wire_shm_t out;
+    /* offer: round trip, exact size only */
+    kvx_wire_encode_shm(buf, KVX_WIRE_SHM_OFFER, &in);
+    assert_int_equal(kvx_wire_decode_shm(buf, KVX_WIRE_SHM_OFFER_SIZE, KVX_WIRE_SHM_OFFER, &out),
+                     KVX_OK);
+    assert_true(out.boot_id == in.boot_id && out.pid == in.pid && out.uid == in.uid);
+    for (size_t len = 0; len < sizeof(buf); len++) {
+        if (len != KVX_WIRE_SHM_OFFER_SIZE) {
+            assert_int_equal(kvx_wire_decode_shm(buf, len, KVX_WIRE_SHM_OFFER, &out),
+                             KVX_ERR_PROTOCOL);
+        }
+    }
+    /* accept: round trip; reserved word, pid 0 and fds past INT32_MAX refused */
+    in = (kvx_wire_shm_t){.boot_id = 7, .pid = 99, .table_fd = 5, .pins_fd = 6, .probe = 0xabc0};
+    kvx_wire_encode_shm(buf, KVX_WIRE_SHM_ACCEPT, &in);
+    assert_int_equal(kvx_wire_decode_shm(buf, KVX_WIRE_SHM_ACCEPT_SIZE, KVX_WIRE_SHM_ACCEPT, &out),
+                     KVX_OK);
+    assert_true(out.boot_id == 7 && out.pid == 99 && out.table_fd == 5 && out.pins_fd == 6 &&
+                out.probe == 0xabc0);
+    for (size_t len = 0; len < sizeof(buf); len++) {
+        if (len != KVX_WIRE_SHM_ACCEPT_SIZE) {
+            assert_int_equal(kvx_wire_decode_shm(buf, len, KVX_WIRE_SHM_ACCEPT, &out),
+                             KVX_ERR_PROTOCOL);
+        }
+    }
+    uint8_t bad[KVX_WIRE_SHM_ACCEPT_SIZE];
+    memcpy(bad, buf, sizeof(bad));
+    bad[20] = 1; /* reserved */
+    assert_int_equal(kvx_wire_decode_shm(bad, sizeof(bad), KVX_WIRE_SHM_ACCEPT, &out),
+                     KVX_ERR_PROTOCOL);
+    memcpy(bad, buf, sizeof(bad));
+    memset(bad + 8, 0, 4); /* pid 0 */
+    assert_int_equal(kvx_wire_decode_shm(bad, sizeof(bad), KVX_WIRE_SHM_ACCEPT, &out),
+                     KVX_ERR_PROTOCOL);
+    memcpy(bad, buf, sizeof(bad));
+    bad[15] = 0x80; /* table fd 2^31 + 5 */
+    assert_int_equal(kvx_wire_decode_shm(bad, sizeof(bad), KVX_WIRE_SHM_ACCEPT, &out),
+                     KVX_ERR_PROTOCOL);
+    /* header: both types exist with their exact body bounds */
+    assert_int_equal(kvx_wire_max_body(KVX_WIRE_SHM_OFFER), KVX_WIRE_SHM_OFFER_SIZE);
+    assert_int_equal(kvx_wire_max_body(KVX_WIRE_SHM_ACCEPT), KVX_WIRE_SHM_ACCEPT_SIZE);
+}
+
 static void test_mutation(void **state)
 {
     (void)state;
@@ -1469,6 +1519,7 @@ int main(void)
         cmocka_unit_test(test_mem_roundtrip),
         cmocka_unit_test(test_mem_bad),
         cmocka_unit_test(test_mem_more_than_max),
+        cmocka_unit_test(test_shm_frames),
         cmocka_unit_test(test_mutation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
