@@ -19,6 +19,9 @@ typedef struct kvx_device_ops {
                               int device);
     kvx_status_t (*locate)(const void *ptr, size_t size, int *device_p);
     kvx_status_t (*used)(int device, size_t *bytes_p);
+    /* 1 if [ptr, ptr+size) lies in an allocation backed by a memfd (fd and
+     * offset out), else 0. NULL when the backend has none. */
+    int (*memfd)(const void *ptr, size_t size, int *fd_p, uint64_t *offset_p);
 } kvx_device_ops_t;
 
 extern const kvx_device_ops_t kvx_device_host_ops;

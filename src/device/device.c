@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "device/backend.h"
+#include "device/device_internal.h"
 #include "util/error.h"
 
 #define KNOWN_PARAM_FIELDS                                                                         \
@@ -300,6 +301,16 @@ kvx_status_t kvx_device_locate(const void *ptr, size_t size, int *device_p)
     const kvx_device_ops_t *ops = NULL;
     kvx_status_t status = get_ops(&ops);
     return (status == KVX_OK) ? ops->locate(ptr, size, device_p) : status;
+}
+
+int kvx_device_find_memfd(const void *ptr, size_t size, int *fd_p, uint64_t *offset_p)
+{
+    const kvx_device_ops_t *ops = NULL;
+    if (ptr == NULL || size == 0 || range_wraps(ptr, size) || get_ops(&ops) != KVX_OK ||
+        ops->memfd == NULL) {
+        return 0;
+    }
+    return ops->memfd(ptr, size, fd_p, offset_p);
 }
 
 kvx_status_t kvx_device_used(int device, size_t *bytes_p)

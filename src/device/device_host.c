@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "device/backend.h"
 #include "util/error.h"
@@ -24,7 +25,12 @@ typedef struct host_alloc {
     uintptr_t base;
     size_t len;
     int device;
+    int memfd; /* >= 0: a shared mapping of this memfd (large allocations) */
 } host_alloc_t;
+
+/* Allocations this large come from a memfd, so same-host peers can map them
+ * once and copy with memcpy; smaller ones are not worth an fd each. */
+#define HOST_MEMFD_MIN (2u << 20)
 
 /* One lock guards everything: lookups are a binary search, and the copies
  * themselves run outside the lock. */
@@ -288,7 +294,7 @@ static kvx_status_t insert_alloc_locked(uintptr_t base, size_t len, int device)
     size_t at = count_starting_at_or_below_locked(base);
     memmove(&host.allocs[at + 1], &host.allocs[at],
             (host.num_allocs - at) * sizeof(host.allocs[0]));
-    host.allocs[at] = (host_alloc_t){.base = base, .len = len, .device = device};
+    host.allocs[at] = (host_alloc_t){.base = base, .len = len, .device = device, .memfd = -1};
     host.num_allocs++;
     return KVX_OK;
 }
@@ -309,13 +315,33 @@ static kvx_status_t host_malloc(int device, size_t size, void **ptr_p)
         goto out;
     }
     void *ptr = NULL;
-    /* Large buffers on 2 MiB boundaries with transparent huge pages: the
-     * same-host path pins pages per copy, and huge pages make that ~2x
-     * cheaper (machine facts in docs/benchmarks.md). */
-    int huge = size >= (2u << 20);
-    int rc = posix_memalign(&ptr, huge ? (2u << 20) : HOST_ALIGNMENT, size);
-    if (rc == 0 && huge) {
-        madvise(ptr, size, MADV_HUGEPAGE); /* advice only: ignore failure */
+    int memfd = -1;
+    int rc = 0;
+    if (size >= HOST_MEMFD_MIN) {
+        /* Large buffers: a memfd mapping (same-host peers map it and use
+         * memcpy), with huge pages where the kernel gives them to shmem. */
+        memfd = memfd_create("kvx-device", MFD_CLOEXEC);
+        if (memfd >= 0 && ftruncate(memfd, (off_t)size) == 0) {
+            ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+            if (ptr == MAP_FAILED) {
+                ptr = NULL;
+            } else {
+                madvise(ptr, size, MADV_HUGEPAGE); /* advice only */
+            }
+        }
+        if (ptr == NULL && memfd >= 0) {
+            close(memfd);
+            memfd = -1;
+        }
+    }
+    if (ptr == NULL) {
+        /* Large ones on 2 MiB boundaries with transparent huge pages: the
+         * cross-process copy pins pages, and huge pages halve that cost. */
+        int huge = size >= (2u << 20);
+        rc = posix_memalign(&ptr, huge ? (2u << 20) : HOST_ALIGNMENT, size);
+        if (rc == 0 && huge) {
+            madvise(ptr, size, MADV_HUGEPAGE); /* advice only: ignore failure */
+        }
     }
     if (rc != 0) {
         status =
@@ -325,9 +351,15 @@ static kvx_status_t host_malloc(int device, size_t size, void **ptr_p)
     }
     status = insert_alloc_locked((uintptr_t)ptr, size, device);
     if (status != KVX_OK) {
-        free(ptr);
+        if (memfd >= 0) {
+            munmap(ptr, size);
+            close(memfd);
+        } else {
+            free(ptr);
+        }
         goto out;
     }
+    host.allocs[count_starting_at_or_below_locked((uintptr_t)ptr) - 1].memfd = memfd;
     host.used[device] = used + size;
     *ptr_p = ptr;
 out:
@@ -368,10 +400,17 @@ static kvx_status_t host_free(int device, void *ptr)
         return status;
     }
     host.used[device] -= alloc->len;
+    int memfd = alloc->memfd;
+    size_t len = alloc->len;
     memmove(alloc, alloc + 1, (host.num_allocs - n) * sizeof(*alloc));
     host.num_allocs--;
     pthread_mutex_unlock(&host.lock);
-    free(ptr);
+    if (memfd >= 0) {
+        munmap(ptr, len);
+        close(memfd);
+    } else {
+        free(ptr);
+    }
     return KVX_OK;
 }
 
@@ -435,6 +474,19 @@ static kvx_status_t host_memcpy(void *dst, const void *src, size_t size, kvx_cop
 
 /* ---------------------------------------------------------- locate, used */
 
+static int host_memfd(const void *ptr, size_t size, int *fd_p, uint64_t *offset_p)
+{
+    pthread_mutex_lock(&host.lock);
+    const host_alloc_t *a = find_containing_locked((uintptr_t)ptr);
+    int found = a != NULL && a->memfd >= 0 && size <= a->len - ((uintptr_t)ptr - a->base);
+    if (found) {
+        *fd_p = a->memfd;
+        *offset_p = (uintptr_t)ptr - a->base;
+    }
+    pthread_mutex_unlock(&host.lock);
+    return found;
+}
+
 static kvx_status_t host_locate(const void *ptr, size_t size, int *device_p)
 {
     uintptr_t start = (uintptr_t)ptr;
@@ -483,5 +535,6 @@ const kvx_device_ops_t kvx_device_host_ops = {
     .memset_fn = host_memset,
     .memcpy_fn = host_memcpy,
     .locate = host_locate,
+    .memfd = host_memfd,
     .used = host_used,
 };

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,7 +23,10 @@ typedef struct shm_slot {
     uint64_t tag;
     uint32_t read_only;
     uint32_t gen;
-    uint8_t pad[32];
+    int32_t memfd; /* >= 0: the memory is this memfd of the target... */
+    uint32_t pad0;
+    uint64_t memfd_off; /* ...from this offset: peers map it and memcpy */
+    uint8_t pad[16];
 } shm_slot_t;
 
 /* Slot 0 is the header: where the used slots end. */
@@ -104,8 +108,17 @@ struct kvx_shm_link {
     struct slot_ref {
         uint64_t addr, len, tag;
         uint32_t slot, gen, read_only;
+        int32_t memfd;
+        uint64_t memfd_off;
     } * index;
     size_t nindex;
+    /* Target memfds mapped here, by slot (valid for that generation). */
+    struct slot_map {
+        uint32_t gen;
+        uint8_t *base; /* where remote address slot.addr appears locally */
+        void *map;
+        size_t map_len;
+    } * maps;
 };
 
 uint64_t kvx_shm_boot_id(void)
@@ -211,7 +224,7 @@ uint64_t kvx_shm_table_probe_addr(const kvx_shm_table_t *t)
 }
 
 uint32_t kvx_shm_table_add(kvx_shm_table_t *t, uint64_t addr, uint64_t len, uint64_t tag,
-                           int read_only)
+                           int read_only, int memfd, uint64_t memfd_off)
 {
     pthread_mutex_lock(&t->lock);
     reap_locked(t);
@@ -234,6 +247,8 @@ uint32_t kvx_shm_table_add(kvx_shm_table_t *t, uint64_t addr, uint64_t len, uint
         s->len = len;
         s->tag = tag;
         s->read_only = (uint32_t)read_only;
+        s->memfd = memfd;
+        s->memfd_off = memfd_off;
         __atomic_store_n(&s->gen, gen + 1, __ATOMIC_SEQ_CST);
         if (slot == h->high_water) {
             __atomic_store_n(&h->high_water, slot + 1, __ATOMIC_RELEASE);
@@ -367,6 +382,12 @@ void kvx_shm_link_close(kvx_shm_link_t *l)
     if (l->counts != NULL) {
         munmap(l->counts, PINS_BYTES);
     }
+    for (size_t i = 0; l->maps != NULL && i < KVX_SHM_SLOTS; i++) {
+        if (l->maps[i].map != NULL) {
+            munmap(l->maps[i].map, l->maps[i].map_len);
+        }
+    }
+    free(l->maps);
     pthread_mutex_destroy(&l->lock);
     free(l->index);
     free(l);
@@ -394,7 +415,7 @@ static kvx_status_t rebuild_index(kvx_shm_link_t *l)
     for (uint32_t i = 1; i < hw; i++) {
         const shm_slot_t *s = &l->slots[i];
         uint32_t g1 = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
-        struct slot_ref r = {s->addr, s->len, s->tag, i, g1, s->read_only};
+        struct slot_ref r = {s->addr, s->len, s->tag, i, g1, s->read_only, s->memfd, s->memfd_off};
         uint32_t g2 = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
         if (g1 == 0 || (g1 & 1) || g1 != g2 || r.len == 0 || r.addr + r.len < r.addr) {
             continue; /* free, changing or nonsense: the pin check decides */
@@ -505,6 +526,68 @@ static kvx_status_t pin_all(kvx_shm_link_t *l, int write, const kvx_xfer_desc_t 
     return KVX_OK;
 }
 
+/* Map a slot's memfd (once per generation). link->lock held; the slot is
+ * pinned, so the target cannot have freed it and reused its fd number. */
+static uint8_t *slot_base(kvx_shm_link_t *l, const struct slot_ref *r)
+{
+    if (r->memfd < 0) {
+        return NULL;
+    }
+    if (l->maps == NULL && (l->maps = calloc(KVX_SHM_SLOTS, sizeof(*l->maps))) == NULL) {
+        return NULL;
+    }
+    struct slot_map *m = &l->maps[r->slot];
+    if (m->map != NULL && m->gen == r->gen) {
+        return m->base;
+    }
+    if (m->map != NULL) {
+        munmap(m->map, m->map_len);
+        m->map = NULL;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)l->pid, r->memfd);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || (uint64_t)st.st_size < r->memfd_off + r->len) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return NULL;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        return NULL;
+    }
+    *m = (struct slot_map){.gen = r->gen,
+                           .base = (uint8_t *)map + r->memfd_off,
+                           .map = map,
+                           .map_len = (size_t)st.st_size};
+    return m->base;
+}
+
+/* Local addresses of every remote range, if each lies in one mapped memfd
+ * slot; 0 otherwise (then process_vm_* does the copy). */
+static int translate_mapped(kvx_shm_link_t *l, const kvx_xfer_desc_t *descs, size_t count,
+                            uint8_t **local)
+{
+    int ok = 1;
+    pthread_mutex_lock(&l->lock);
+    for (size_t i = 0; i < count && ok; i++) {
+        size_t pos = index_lower_bound(l, descs[i].remote_addr);
+        const struct slot_ref *r = pos < l->nindex ? &l->index[pos] : NULL;
+        uint8_t *base = NULL;
+        ok = r != NULL && r->addr <= descs[i].remote_addr &&
+             descs[i].remote_addr + descs[i].length <= r->addr + r->len &&
+             (base = slot_base(l, r)) != NULL;
+        if (ok) {
+            local[i] = base + (descs[i].remote_addr - r->addr);
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+    return ok;
+}
+
 kvx_status_t kvx_shm_link_xfer(kvx_shm_link_t *l, int write, const kvx_xfer_desc_t *descs,
                                size_t count, const uint64_t *tag)
 {
@@ -514,6 +597,22 @@ kvx_status_t kvx_shm_link_xfer(kvx_shm_link_t *l, int write, const kvx_xfer_desc
     if (status != KVX_OK) {
         return status;
     }
+    /* Memory the target keeps in memfds is mapped here: a plain memcpy. */
+    uint8_t **mapped = malloc(count * sizeof(*mapped));
+    if (mapped != NULL && translate_mapped(l, descs, count, mapped)) {
+        for (size_t i = 0; i < count; i++) {
+            if (write) {
+                memcpy(mapped[i], descs[i].local_addr, descs[i].length);
+            } else {
+                memcpy(descs[i].local_addr, mapped[i], descs[i].length);
+            }
+        }
+        free(mapped);
+        unpin(l, slots, nslots);
+        free(slots);
+        return KVX_OK;
+    }
+    free(mapped);
     struct iovec lv[IOV_BATCH], rv[IOV_BATCH];
     for (size_t first = 0; first < count && status == KVX_OK; first += IOV_BATCH) {
         size_t n = count - first < IOV_BATCH ? count - first : IOV_BATCH;

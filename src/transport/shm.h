@@ -29,8 +29,10 @@ typedef struct kvx_shm_link kvx_shm_link_t;
 kvx_status_t kvx_shm_table_create(uint64_t instance, kvx_shm_table_t **table_p);
 void kvx_shm_table_destroy(kvx_shm_table_t *table);
 /* 0 when the table is full (that memory stays reachable over tcp only). */
+/* @p memfd >= 0: the memory is that memfd of ours from @p memfd_off on;
+ * peers then map it and copy with memcpy. */
 uint32_t kvx_shm_table_add(kvx_shm_table_t *table, uint64_t addr, uint64_t len, uint64_t tag,
-                           int read_only);
+                           int read_only, int memfd, uint64_t memfd_off);
 /* KVX_ERR_BUSY while an initiator holds a pin on the slot. */
 kvx_status_t kvx_shm_table_remove(kvx_shm_table_t *table, uint32_t slot);
 int kvx_shm_table_fd(const kvx_shm_table_t *table);

@@ -26,6 +26,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "device/device_internal.h"
 #include "transport/shm.h"
 #include "transport/transport.h"
 #include "util/error.h"
@@ -1689,7 +1690,15 @@ static void tcp_destroy(kvx_tp_t *tp)
 
 static uint32_t tcp_mem_add(kvx_tp_t *tp, uint64_t addr, uint64_t len, uint64_t tag, int read_only)
 {
-    return tp->shm_table != NULL ? kvx_shm_table_add(tp->shm_table, addr, len, tag, read_only) : 0;
+    if (tp->shm_table == NULL) {
+        return 0;
+    }
+    int memfd = -1;
+    uint64_t off = 0;
+    if (!kvx_device_find_memfd((const void *)(uintptr_t)addr, len, &memfd, &off)) {
+        memfd = -1;
+    }
+    return kvx_shm_table_add(tp->shm_table, addr, len, tag, read_only, memfd, off);
 }
 
 static kvx_status_t tcp_mem_remove(kvx_tp_t *tp, uint32_t handle)
