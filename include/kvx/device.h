@@ -114,6 +114,18 @@ KVX_API kvx_status_t kvx_device_memcpy(void *dst, const void *src, size_t size,
  */
 KVX_API kvx_status_t kvx_device_locate(const void *ptr, size_t size, int *device_p);
 
+/**
+ * Allocate host memory that same-host peers of an engine can map and copy
+ * with memcpy (a memfd mapping; like pinned host memory of a GPU runtime, it
+ * is the kind to use for buffers that are transferred often). Register it
+ * with an engine like any host memory.
+ * @return KVX_OK, KVX_ERR_INVALID_PARAM (size 0, NULL), KVX_ERR_NO_MEMORY
+ */
+KVX_API kvx_status_t kvx_host_malloc(size_t size, void **ptr_p);
+
+/** Free memory from kvx_host_malloc(); KVX_ERR_INVALID_PARAM for any other. */
+KVX_API kvx_status_t kvx_host_free(void *ptr);
+
 /** Bytes currently allocated on @p device (sizes as requested). */
 KVX_API kvx_status_t kvx_device_used(int device, size_t *bytes_p);
 

@@ -303,6 +303,30 @@ kvx_status_t kvx_device_locate(const void *ptr, size_t size, int *device_p)
     return (status == KVX_OK) ? ops->locate(ptr, size, device_p) : status;
 }
 
+kvx_status_t kvx_host_malloc(size_t size, void **ptr_p)
+{
+    if (size == 0 || ptr_p == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kvx_host_malloc: size 0 or NULL ptr_p");
+    }
+    void *p = kvx_host_shared_alloc(size);
+    if (p == NULL) {
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "kvx_host_malloc(%zu bytes): no memory", size);
+    }
+    *ptr_p = p;
+    return KVX_OK;
+}
+
+kvx_status_t kvx_host_free(void *ptr)
+{
+    if (ptr == NULL) {
+        return KVX_OK;
+    }
+    return kvx_host_shared_free(ptr) == 0
+               ? KVX_OK
+               : KVX_FAIL(KVX_ERR_INVALID_PARAM, "kvx_host_free(%p): not from kvx_host_malloc",
+                          ptr);
+}
+
 int kvx_device_find_memfd(const void *ptr, size_t size, int *fd_p, uint64_t *offset_p)
 {
     const kvx_device_ops_t *ops = NULL;

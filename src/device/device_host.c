@@ -299,6 +299,68 @@ static kvx_status_t insert_alloc_locked(uintptr_t base, size_t len, int device)
     return KVX_OK;
 }
 
+/* A memfd mapping of @p size bytes, or NULL. */
+static void *memfd_map(size_t size, int *fd_p)
+{
+    int fd = memfd_create("kvx-mem", MFD_CLOEXEC);
+    if (fd < 0) {
+        return NULL;
+    }
+    void *p = MAP_FAILED;
+    if (ftruncate(fd, (off_t)size) == 0) {
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    }
+    if (p == MAP_FAILED) {
+        close(fd);
+        return NULL;
+    }
+    madvise(p, size, MADV_HUGEPAGE); /* advice only: shmem may not take it */
+    *fd_p = fd;
+    return p;
+}
+
+void *kvx_host_shared_alloc(size_t size)
+{
+    int fd;
+    void *p = memfd_map(size, &fd);
+    if (p == NULL) {
+        return NULL;
+    }
+    /* Recorded as host memory (device -1), so kvx_device_find_memfd sees it
+     * and kvx_device_locate still calls it host memory. */
+    pthread_mutex_lock(&host.lock);
+    kvx_status_t status = insert_alloc_locked((uintptr_t)p, size, -1);
+    if (status == KVX_OK) {
+        host.allocs[count_starting_at_or_below_locked((uintptr_t)p) - 1].memfd = fd;
+    }
+    pthread_mutex_unlock(&host.lock);
+    if (status != KVX_OK) {
+        munmap(p, size);
+        close(fd);
+        return NULL;
+    }
+    return p;
+}
+
+int kvx_host_shared_free(void *ptr)
+{
+    pthread_mutex_lock(&host.lock);
+    size_t n = count_starting_at_or_below_locked((uintptr_t)ptr);
+    host_alloc_t *a = (n > 0) ? &host.allocs[n - 1] : NULL;
+    if (a == NULL || a->base != (uintptr_t)ptr || a->device != -1 || a->memfd < 0) {
+        pthread_mutex_unlock(&host.lock);
+        return -1;
+    }
+    int fd = a->memfd;
+    size_t len = a->len;
+    memmove(a, a + 1, (host.num_allocs - n) * sizeof(*a));
+    host.num_allocs--;
+    pthread_mutex_unlock(&host.lock);
+    munmap(ptr, len);
+    close(fd);
+    return 0;
+}
+
 static kvx_status_t host_malloc(int device, size_t size, void **ptr_p)
 {
     pthread_mutex_lock(&host.lock);
@@ -320,17 +382,8 @@ static kvx_status_t host_malloc(int device, size_t size, void **ptr_p)
     if (size >= HOST_MEMFD_MIN) {
         /* Large buffers: a memfd mapping (same-host peers map it and use
          * memcpy), with huge pages where the kernel gives them to shmem. */
-        memfd = memfd_create("kvx-device", MFD_CLOEXEC);
-        if (memfd >= 0 && ftruncate(memfd, (off_t)size) == 0) {
-            ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-            if (ptr == MAP_FAILED) {
-                ptr = NULL;
-            } else {
-                madvise(ptr, size, MADV_HUGEPAGE); /* advice only */
-            }
-        }
-        if (ptr == NULL && memfd >= 0) {
-            close(memfd);
+        ptr = memfd_map(size, &memfd);
+        if (ptr == NULL) {
             memfd = -1;
         }
     }

@@ -9,4 +9,10 @@
  * the offset of ptr in it out), else 0. Same-host peers map such memory. */
 int kvx_device_find_memfd(const void *ptr, size_t size, int *fd_p, uint64_t *offset_p);
 
+/* Host memory in a memfd (for caches kvx allocates in host memory), so
+ * same-host peers can map it too. NULL on failure; free with the second. */
+void *kvx_host_shared_alloc(size_t size);
+/* 0, or -1 if @p ptr is not such an allocation. */
+int kvx_host_shared_free(void *ptr);
+
 #endif

@@ -33,6 +33,7 @@ typedef struct kv_cache {
     uint64_t *addrs;
     kvx_mem_h *mems; /* one engine registration per tensor */
     int allocated;
+    int host_shared; /* host tensors from kvx_host_malloc() */
     int device;
     unsigned busy; /* transfers and copies using it */
 } kv_cache_t;
@@ -280,8 +281,8 @@ static void cache_free(kv_cache_t *c)
             void *p = (void *)(uintptr_t)c->addrs[t];
             if (c->placement == KVX_MEM_DEVICE) {
                 kvx_device_free(c->device, p);
-            } else {
-                free(p);
+            } else if (!c->host_shared || kvx_host_free(p) != KVX_OK) {
+                free(p); /* a tensor that fell back to the C allocator */
             }
         }
     }
@@ -375,6 +376,9 @@ static kvx_status_t cache_add(kvx_kv_h kv, const kvx_kv_cache_desc_t *desc,
             }
         } else if (placement == KVX_MEM_DEVICE) {
             status = kvx_device_malloc(c->device, geom.tensor_size, &p);
+        } else if (geom.tensor_size >= (2u << 20) &&
+                   kvx_host_malloc(geom.tensor_size, &p) == KVX_OK) {
+            c->host_shared = 1; /* same-host peers map it and use memcpy */
         } else if (posix_memalign(&p, geom.tensor_size >= (2u << 20) ? (2u << 20) : 4096,
                                   geom.tensor_size) != 0) {
             p = NULL;

@@ -623,6 +623,29 @@ static void test_concurrent_devices(void **state)
     }
 }
 
+/* kvx_host_malloc: memfd-backed host memory, reported as host memory. */
+static void test_host_malloc(void **state)
+{
+    (void)state;
+    void *p = NULL;
+    assert_int_equal(kvx_host_malloc(0, &p), KVX_ERR_INVALID_PARAM);
+    assert_int_equal(kvx_host_malloc(4096, NULL), KVX_ERR_INVALID_PARAM);
+    assert_int_equal(kvx_host_malloc(4u << 20, &p), KVX_OK);
+    assert_non_null(p);
+    memset(p, 0x5a, 4u << 20);
+    assert_int_equal(((unsigned char *)p)[(4u << 20) - 1], 0x5a);
+    int dev = 7;
+    assert_int_equal(kvx_device_locate(p, 4u << 20, &dev), KVX_OK);
+    assert_int_equal(dev, -1);
+    void *other = malloc(64);
+    assert_int_equal(kvx_host_free(other), KVX_ERR_INVALID_PARAM);
+    free(other);
+    assert_int_equal(kvx_host_free((char *)p + 64), KVX_ERR_INVALID_PARAM);
+    assert_int_equal(kvx_host_free(p), KVX_OK);
+    assert_int_equal(kvx_host_free(p), KVX_ERR_INVALID_PARAM);
+    assert_int_equal(kvx_host_free(NULL), KVX_OK);
+}
+
 int main(void)
 {
     /* The outside environment must not change what the tests expect. */
@@ -647,6 +670,7 @@ int main(void)
         TEST(test_memcpy_refused),
         TEST(test_locate),
         TEST(test_concurrent_devices),
+        TEST(test_host_malloc),
 #undef TEST
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
