@@ -123,13 +123,12 @@ kvx_status_t kvx_notify_fetch(kvx_engine_h engine, kvx_notification_t **list_p, 
         pthread_mutex_unlock(&engine->lock);
         return KVX_FAIL(KVX_ERR_NO_MEMORY, "notify_fetch: out of memory");
     }
+    /* Each entry block stays allocated: its strings live in it, and
+     * kvx_notify_free() finds it again from name (just past the header). */
     size_t i = 0;
     for (kvx_notify_entry_t *e = head; e != NULL; e = e->next, i++) {
         list[i] = e->n;
-        /* The entry block owns the strings; keep it, indexed by name. */
     }
-    /* Detach the strings: each notification keeps its block alive through
-     * name, which points just past the entry header. */
     *list_p = list;
     *count_p = count;
     return KVX_OK;

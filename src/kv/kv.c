@@ -384,12 +384,11 @@ static kvx_status_t cache_add(kvx_kv_h kv, const kvx_kv_cache_desc_t *desc,
             p = NULL;
             status = KVX_FAIL(KVX_ERR_NO_MEMORY, "cache: out of host memory for %llu bytes",
                               (unsigned long long)geom.tensor_size);
+        } else if (geom.tensor_size >= (2u << 20)) {
+            madvise(p, geom.tensor_size, MADV_HUGEPAGE); /* see device_host.c */
         }
         if (status != KVX_OK) {
             break;
-        }
-        if (given_addrs == NULL && placement == KVX_MEM_HOST && geom.tensor_size >= (2u << 20)) {
-            madvise(p, geom.tensor_size, MADV_HUGEPAGE); /* see device_host.c */
         }
         c->addrs[t] = (uintptr_t)p;
     }
@@ -496,11 +495,12 @@ static kvx_status_t cache_remove(kvx_kv_h kv, int64_t id, int allocated)
         return status;
     }
     /* A peer's READ holds the memory until its last byte is sent, which can
-     * be just after the peer saw it finish: allow that a moment. */
+     * be just after the peer saw it finish: allow that 200 ms in all. */
+    uint64_t give_up = now_ms() + 200;
     uint32_t t = 0;
     for (; t < c->geom.num_tensors && status == KVX_OK; t++) {
         status = kvx_mem_deregister(kv->engine, c->mems[t]);
-        for (int tries = 0; status == KVX_ERR_BUSY && tries < 200; tries++) {
+        while (status == KVX_ERR_BUSY && now_ms() < give_up) {
             usleep(1000);
             status = kvx_mem_deregister(kv->engine, c->mems[t]);
         }

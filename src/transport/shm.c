@@ -548,7 +548,10 @@ static uint8_t *slot_base(kvx_shm_link_t *l, const struct slot_ref *r)
     snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)l->pid, r->memfd);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || (uint64_t)st.st_size < r->memfd_off + r->len) {
+    /* The slot comes from the peer: check its offset and length against the
+     * file without letting the sum wrap. */
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size < 0 || r->memfd_off > (uint64_t)st.st_size ||
+        r->len > (uint64_t)st.st_size - r->memfd_off) {
         if (fd >= 0) {
             close(fd);
         }

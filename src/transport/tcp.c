@@ -623,15 +623,12 @@ static kvx_status_t tcp_submit(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
         }
     }
     kvx_status_t status = queue_op(conn, op);
-    int failed = 0;
     if (status == KVX_OK && conn_kick(conn, &done, &close_now) != 0) {
         /* The owning thread sees the same error on its next event and
          * fails every op of the link, this one included. */
-        failed = 1;
         shutdown(conn->fd, SHUT_RDWR);
     }
     pthread_mutex_unlock(&conn->lock);
-    (void)failed;
     items_finish(conn->tp, done);
     return status;
 }
