@@ -126,7 +126,8 @@ typedef struct options {
     unsigned kv_blocks, kv_pool;
     size_t max_xfer;
     int json, check, quick, quiet;
-    unsigned measure; /* MEASURE_* bits */
+    long busy_poll_us; /* < 0: kvx's default */
+    unsigned measure;  /* MEASURE_* bits */
     const char *json_file;
     double max_seconds;
     /* target side (--serve) */
@@ -137,6 +138,7 @@ typedef struct options {
 static options_t opt = {
     .engine = 1,
     .kv = 1,
+    .busy_poll_us = -1,
     .transport = "",
     .min_block = 4 * KIB,
     .max_block = 64 * MIB,
@@ -649,6 +651,10 @@ static kvx_status_t kv_make(uint64_t cluster, kvx_kv_role_t role, const char *li
     } else {
         params.field_mask |= KVX_KV_PARAM_FIELD_LOCAL_IP;
         params.local_ip = "127.0.0.1";
+    }
+    if (opt.busy_poll_us >= 0) {
+        params.field_mask |= KVX_KV_PARAM_FIELD_BUSY_POLL;
+        params.busy_poll_us = (unsigned)opt.busy_poll_us;
     }
     return kvx_kv_create(&params, kv_p);
 }
@@ -1484,6 +1490,10 @@ static int run_engine_mode(void)
     kvx_status_t st;
 
     kvx_engine_params_t ep = {.field_mask = KVX_ENGINE_PARAM_FIELD_NAME, .name = "127.0.0.1"};
+    if (opt.busy_poll_us >= 0) {
+        ep.field_mask |= KVX_ENGINE_PARAM_FIELD_BUSY_POLL;
+        ep.busy_poll_us = (unsigned)opt.busy_poll_us;
+    }
     if ((st = kvx_engine_create(&ep, &engine)) != KVX_OK) {
         fail_kvx("create engine", st);
         goto out;
@@ -1961,7 +1971,9 @@ static void usage(FILE *f)
            "  --json                 JSON lines on stdout instead of the table\n"
            "  --json-file FILE       also write JSON lines to FILE\n"
            "  --max-seconds S        bound of the whole run (default 120)\n"
-           "  --quiet                no progress line on stderr\n");
+           "  --quiet                no progress line on stderr\n"
+           "  --busy-poll US         how long a sync transfer polls for its reply before it\n"
+           "                         sleeps (kvx's busy_poll_us; default kvx's, 50)\n");
 }
 
 static int parse_list(const char *s, options_t *o, int ops)
@@ -2083,6 +2095,9 @@ static int parse_args(int argc, char **argv)
         } else if (strcmp(a, "--max-seconds") == 0) {
             opt.max_seconds = strtod(v, NULL);
             bad = !(opt.max_seconds >= 1 && opt.max_seconds <= 86400);
+        } else if (strcmp(a, "--busy-poll") == 0) {
+            opt.busy_poll_us = strtol(v, NULL, 10);
+            bad = opt.busy_poll_us < 0 || opt.busy_poll_us > 10000;
         } else if (strcmp(a, "--json-file") == 0) {
             opt.json_file = v;
         } else if (strcmp(a, "--serve") == 0) {

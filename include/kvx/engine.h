@@ -48,6 +48,7 @@ typedef uint64_t kvx_xfer_id_t;
 #define KVX_DEFAULT_NOTIFY_TIMEOUT_MS   3000
 #define KVX_DEFAULT_MAX_OUTSTANDING     4096
 #define KVX_DEFAULT_MAX_NOTIFY_QUEUE    4096
+#define KVX_DEFAULT_BUSY_POLL_US        50
 
 /** Bounds of notifications (bytes, without NUL). */
 #define KVX_NOTIFY_NAME_MAX 1024
@@ -60,7 +61,8 @@ enum kvx_engine_param_field {
     KVX_ENGINE_PARAM_FIELD_TRANSFER_TIMEOUT = KVX_BIT(3), /**< transfer_timeout_ms */
     KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT = KVX_BIT(4),   /**< notify_timeout_ms */
     KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING = KVX_BIT(5),  /**< max_outstanding */
-    KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE = KVX_BIT(6)  /**< max_notify_queue */
+    KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE = KVX_BIT(6), /**< max_notify_queue */
+    KVX_ENGINE_PARAM_FIELD_BUSY_POLL = KVX_BIT(7)         /**< busy_poll_us */
 };
 
 /**
@@ -84,6 +86,13 @@ typedef struct kvx_engine_params {
     unsigned max_outstanding;
     /** Received notifications not yet fetched (default 4096). */
     unsigned max_notify_queue;
+    /**
+     * How long a sync transfer over tcp polls its socket for the reply before
+     * it sleeps (0..10000 µs, default 50). Polling saves the cost of waking
+     * a sleeping thread (tens of µs on a VM) on small transfers; 0 never
+     * polls, for callers that must not spend CPU while they wait.
+     */
+    unsigned busy_poll_us;
 } kvx_engine_params_t;
 
 /**

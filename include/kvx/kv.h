@@ -84,7 +84,8 @@ enum kvx_kv_param_field {
     KVX_KV_PARAM_FIELD_STAGING_POOL = KVX_BIT(6),   /**< staging_buffers, staging_buffer_size */
     KVX_KV_PARAM_FIELD_SWITCH_ROLE = KVX_BIT(7),    /**< switch_role_enable */
     KVX_KV_PARAM_FIELD_TABLE_CAPACITY = KVX_BIT(8), /**< table_capacity */
-    KVX_KV_PARAM_FIELD_IO_THREADS = KVX_BIT(9)      /**< io_threads */
+    KVX_KV_PARAM_FIELD_IO_THREADS = KVX_BIT(9),     /**< io_threads */
+    KVX_KV_PARAM_FIELD_BUSY_POLL = KVX_BIT(10)      /**< busy_poll_us */
 };
 
 /** Options of kvx_kv_create(). Fields count only if their bit is set;
@@ -114,6 +115,9 @@ typedef struct kvx_kv_params {
     size_t table_capacity;
     /** I/O threads of the underlying engine (default 1). */
     unsigned io_threads;
+    /** Reply polling of sync transfers of the underlying engine, in µs
+     *  (see kvx_engine_params_t::busy_poll_us; default 50). */
+    unsigned busy_poll_us;
 } kvx_kv_params_t;
 
 /**

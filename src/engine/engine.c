@@ -12,7 +12,7 @@
     (KVX_ENGINE_PARAM_FIELD_NAME | KVX_ENGINE_PARAM_FIELD_IO_THREADS |                             \
      KVX_ENGINE_PARAM_FIELD_CONNECT_TIMEOUT | KVX_ENGINE_PARAM_FIELD_TRANSFER_TIMEOUT |            \
      KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT | KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING |              \
-     KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE)
+     KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE | KVX_ENGINE_PARAM_FIELD_BUSY_POLL)
 
 /* Upper bound of every configurable timeout: one hour. */
 #define KVX_TIMEOUT_MAX_MS 3600000u
@@ -99,6 +99,7 @@ kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *
     if (engine == NULL) {
         return KVX_FAIL(KVX_ERR_NO_MEMORY, "engine_create: out of memory");
     }
+    unsigned busy_poll_us = 0;
     if ((status = param_u32(params, KVX_ENGINE_PARAM_FIELD_IO_THREADS, params->io_threads, 1, 64, 1,
                             "io_threads", &engine->io_threads)) != KVX_OK ||
         (status =
@@ -118,7 +119,10 @@ kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *
                             &engine->max_outstanding)) != KVX_OK ||
         (status = param_u32(params, KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE,
                             params->max_notify_queue, 1, 1u << 20, KVX_DEFAULT_MAX_NOTIFY_QUEUE,
-                            "max_notify_queue", &engine->max_notify_queue)) != KVX_OK) {
+                            "max_notify_queue", &engine->max_notify_queue)) != KVX_OK ||
+        (status = param_u32(params, KVX_ENGINE_PARAM_FIELD_BUSY_POLL, params->busy_poll_us, 0,
+                            10000, KVX_DEFAULT_BUSY_POLL_US, "busy_poll_us", &busy_poll_us)) !=
+            KVX_OK) {
         free(engine);
         return status;
     }
@@ -152,6 +156,7 @@ kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *
     kvx_tp_params_t tp_params = {
         .listen = addr.has_port ? &addr : NULL,
         .io_threads = engine->io_threads,
+        .busy_poll_us = busy_poll_us,
         .instance = engine->instance,
     };
     engine->tp_ops = &kvx_tcp_transport;

@@ -142,7 +142,8 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
                              .remote_tag = tag,
                              .has_remote_tag = has_tag,
                              .done = xfer_done,
-                             .user = xfer};
+                             .user = xfer,
+                             .caller_waits = !async};
 
     kvx_peer_t *peer;
     kvx_tp_conn_t *conn;

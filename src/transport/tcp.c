@@ -12,11 +12,16 @@
  * Locks: conn->lock guards a connection's send queue, pending frames, ops
  * and state. Upcalls and done() callbacks are never made while holding it,
  * so the engine may call close/connect/retain/release under its own lock.
- * Only the owning I/O thread reads from a socket or closes it.
+ * Only the owning I/O thread closes a socket. It also reads from it, except
+ * while a sync caller has borrowed the receive side (tcp_submit): the
+ * caller then reads its own reply, which saves waking the I/O thread and
+ * then the caller. rx_lock is held by whoever reads; conn_fail waits for a
+ * borrow to end before it closes the socket.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +112,13 @@ struct kvx_tp_conn {
     uint64_t pseq;
     kvx_wire_desc_t *wdescs;
 
+    /* receive-side borrowing by a sync caller (see the top of the file) */
+    pthread_mutex_t rx_lock; /* held by the reader of the socket */
+    pthread_cond_t rx_cond;  /* with lock: a borrow ended */
+    int rx_borrowed;         /* under lock */
+    kvx_tp_op_t *borrow_op;  /* the borrower's op, done once borrow_done */
+    int borrow_done;
+
     struct kvx_tp_conn *th_next, *th_prev;
 };
 
@@ -136,6 +148,7 @@ struct kvx_tp {
     kvx_shm_table_t *shm_table; /* our registrations, for same-host peers */
     uint64_t instance;
     unsigned nthreads;
+    uint64_t busy_poll_ns; /* sync callers poll for their reply this long */
     tcp_thread_t *threads;
     int listen_fd;
     uint64_t listen_paused_until; /* out of fds: accept again after this */
@@ -144,6 +157,7 @@ struct kvx_tp {
 };
 
 static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired_before);
+static void conn_receive_own_reply(kvx_tp_conn_t *conn, kvx_tp_op_t *op);
 
 /* ------------------------------------------------------------- helpers */
 
@@ -167,6 +181,8 @@ static void conn_release(kvx_tp_conn_t *conn)
     free(conn->piov);
     free(conn->wdescs);
     pthread_mutex_destroy(&conn->lock);
+    pthread_mutex_destroy(&conn->rx_lock);
+    pthread_cond_destroy(&conn->rx_cond);
     free(conn);
 }
 
@@ -221,7 +237,7 @@ static kvx_status_t thread_post(tcp_thread_t *th, kvx_tp_conn_t *conn, kvx_statu
 
 static void conn_set_events(kvx_tp_conn_t *conn, int op)
 {
-    struct epoll_event ev = {.events = (conn->read_paused ? 0 : EPOLLIN) |
+    struct epoll_event ev = {.events = (conn->read_paused || conn->rx_borrowed ? 0 : EPOLLIN) |
                                        (conn->want_out ? EPOLLOUT : 0),
                              .data.ptr = conn};
     if (epoll_ctl(conn->th->epfd, op, conn->fd, &ev) != 0 && op != EPOLL_CTL_DEL) {
@@ -393,6 +409,8 @@ static kvx_tp_conn_t *conn_new(kvx_tp_t *tp, int fd, int outgoing)
     conn->refs = 1;
     conn->next_seq = 1;
     pthread_mutex_init(&conn->lock, NULL);
+    pthread_mutex_init(&conn->rx_lock, NULL);
+    pthread_cond_init(&conn->rx_cond, NULL);
     unsigned idx = __atomic_fetch_add(&tp->rr, 1, __ATOMIC_RELAXED) % tp->nthreads;
     conn->th = &tp->threads[idx];
     return conn;
@@ -630,6 +648,9 @@ static kvx_status_t tcp_submit(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
     }
     pthread_mutex_unlock(&conn->lock);
     items_finish(conn->tp, done);
+    if (status == KVX_OK && op->caller_waits) {
+        conn_receive_own_reply(conn, op);
+    }
     return status;
 }
 
@@ -653,6 +674,9 @@ static kvx_tp_op_t *frame_finish(kvx_tp_conn_t *conn, frame_t *fr, kvx_status_t 
     }
     if (op->tp_next != NULL) {
         op->tp_next->tp_prev = op->tp_prev;
+    }
+    if (op == conn->borrow_op) {
+        conn->borrow_done = 1;
     }
     return op;
 }
@@ -1261,6 +1285,79 @@ static int conn_read(kvx_tp_conn_t *conn)
     return 0;
 }
 
+/* A sync caller whose op is the only one in flight on the link reads the
+ * reply on its own thread, until the op is done, its deadline passes or the
+ * link fails. Whatever is left (a failure, a timeout) the I/O thread ends
+ * as usual. The caller holds a reference on @p conn. */
+static void conn_receive_own_reply(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
+{
+    /* rx_lock first: the I/O thread may be reading (and even completing
+     * this op) right now. It only ever try-locks it, so no lock order. */
+    pthread_mutex_lock(&conn->rx_lock);
+    pthread_mutex_lock(&conn->lock);
+    int eligible = conn->state == C_READY && !conn->close_requested && !conn->rx_borrowed &&
+                   conn->ops == op && op->tp_next == NULL;
+    if (eligible) {
+        conn->rx_borrowed = 1;
+        conn->borrow_op = op;
+        conn->borrow_done = 0;
+        conn_set_events(conn, EPOLL_CTL_MOD);
+    }
+    pthread_mutex_unlock(&conn->lock);
+    if (!eligible) {
+        pthread_mutex_unlock(&conn->rx_lock);
+        return;
+    }
+    int rc = 0;
+    uint64_t spin_until = kvx_now_ns() + conn->tp->busy_poll_ns;
+    while (!conn->borrow_done && rc == 0) {
+        uint64_t now = kvx_now_ns();
+        if (now >= op->deadline_ns) {
+            break;
+        }
+        if (spin_until > now) {
+            /* Poll first: the reply to a small op comes sooner than a
+             * sleeping thread wakes. */
+            uint64_t until = spin_until < op->deadline_ns ? spin_until : op->deadline_ns;
+            while (!conn->borrow_done && rc == 0 && kvx_now_ns() < until) {
+                rc = conn_read(conn);
+            }
+            spin_until = 0;
+            continue;
+        }
+        uint64_t wait_ms = (op->deadline_ns - now + 999999ull) / 1000000ull;
+        struct pollfd pfd = {.fd = conn->fd, .events = POLLIN};
+        int n = poll(&pfd, 1, wait_ms > INT32_MAX ? INT32_MAX : (int)wait_ms);
+        if (n < 0 && errno != EINTR) {
+            rc = -1;
+            break;
+        }
+        if (n > 0) {
+            rc = conn_read(conn);
+        }
+    }
+    kvx_status_t why = KVX_OK;
+    if (rc != 0) {
+        why = (errno == EPROTO) ? KVX_ERR_PROTOCOL
+              : (errno == 0)    ? KVX_ERR_CONNECTION_LOST
+                                : errno_status(errno);
+    }
+    pthread_mutex_lock(&conn->lock);
+    conn->rx_borrowed = 0;
+    conn->borrow_op = NULL;
+    if (conn->state != C_CLOSED) {
+        conn_set_events(conn, EPOLL_CTL_MOD);
+    }
+    pthread_cond_broadcast(&conn->rx_cond);
+    pthread_mutex_unlock(&conn->lock);
+    pthread_mutex_unlock(&conn->rx_lock);
+    if (rc != 0) {
+        /* The I/O thread closes the link and ends its ops, this one too. */
+        kvx_debug("tcp: link with %s closed: %s", conn->peer_name, kvx_status_string(why));
+        tcp_close(conn, why);
+    }
+}
+
 /* Close a connection and end everything on it. Owning thread only.
  * Ops whose deadline is at or before @p expired_before end TIMEOUT. */
 static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired_before)
@@ -1268,6 +1365,13 @@ static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired
     tcp_thread_t *th = conn->th;
     kvx_tp_t *tp = conn->tp;
     pthread_mutex_lock(&conn->lock);
+    if (conn->rx_borrowed && conn->state != C_CLOSED) {
+        /* A sync caller is reading: wake it and let it hand back first. */
+        shutdown(conn->fd, SHUT_RDWR);
+        while (conn->rx_borrowed) {
+            pthread_cond_wait(&conn->rx_cond, &conn->lock);
+        }
+    }
     if (conn->state == C_CLOSED) {
         pthread_mutex_unlock(&conn->lock);
         return;
@@ -1350,11 +1454,18 @@ static void conn_event(kvx_tp_conn_t *conn, uint32_t events)
         conn->state = C_HELLO;
         pthread_mutex_unlock(&conn->lock);
     }
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-        int rc = conn_read(conn);
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && pthread_mutex_trylock(&conn->rx_lock) == 0) {
+        /* If the try fails, a sync caller is reading its own reply. */
+        int borrowed = __atomic_load_n(&conn->rx_borrowed, __ATOMIC_ACQUIRE);
+        conn_retain(conn); /* a close inside conn_read must not free rx_lock */
+        int rc = borrowed ? 0 : conn_read(conn);
+        int err = errno;
+        pthread_mutex_unlock(&conn->rx_lock);
+        conn_release(conn);
         if (rc == 1) {
             return; /* already closed */
         }
+        errno = err;
         if (rc < 0) {
             kvx_status_t why = (errno == EPROTO) ? KVX_ERR_PROTOCOL
                                : (errno == 0)    ? KVX_ERR_CONNECTION_LOST
@@ -1607,6 +1718,7 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
     }
     tp->listen_fd = -1;
     tp->nthreads = params->io_threads;
+    tp->busy_poll_ns = (uint64_t)params->busy_poll_us * 1000ull;
     tp->threads = calloc(tp->nthreads, sizeof(*tp->threads));
     if (tp->threads == NULL) {
         free(tp);

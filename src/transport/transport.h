@@ -47,6 +47,9 @@ typedef struct kvx_tp_op {
     uint32_t mem_count;
     void (*done)(struct kvx_tp_op *op, kvx_status_t status);
     void *user;
+    /* The submitting thread waits for done() (a sync transfer): the
+     * transport may use that thread to receive the reply itself. */
+    int caller_waits;
     /* transport private */
     struct kvx_tp_op *tp_next, *tp_prev;
     size_t tp_frames_left;
@@ -78,7 +81,8 @@ typedef struct kvx_tp_upcalls {
 typedef struct kvx_tp_params {
     const kvx_addr_t *listen; /* NULL: client only */
     unsigned io_threads;
-    uint64_t instance; /* random id of this engine, to detect self-connects */
+    unsigned busy_poll_us; /* sync callers poll this long before sleeping */
+    uint64_t instance;     /* random id of this engine, to detect self-connects */
 } kvx_tp_params_t;
 
 typedef struct kvx_transport_ops {

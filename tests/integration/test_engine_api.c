@@ -277,11 +277,21 @@ static void test_create_params(void **state)
     p.name = "127.0.0.1";
 
     /* Unknown bits, next to a valid name. */
-    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_BIT(7);
+    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_BIT(8);
     assert_status(kvx_engine_create(&p, &e), KVX_ERR_UNSUPPORTED);
     p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | (1ull << 63);
     assert_status(kvx_engine_create(&p, &e), KVX_ERR_UNSUPPORTED);
     assert_null(e);
+
+    /* busy_poll_us 0..10000 */
+    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_ENGINE_PARAM_FIELD_BUSY_POLL;
+    p.busy_poll_us = 10001;
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_INVALID_PARAM);
+    assert_null(e);
+    p.busy_poll_us = 0;
+    assert_status(kvx_engine_create(&p, &e), KVX_OK);
+    kvx_engine_destroy(e);
+    e = NULL;
 
     /* io_threads 1..64 */
     p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_ENGINE_PARAM_FIELD_IO_THREADS;
@@ -1904,6 +1914,51 @@ static void test_disconnect_cancels_pending(void **state)
     link_barrier(fx);
 }
 
+typedef struct sync_call {
+    fx_t *fx;
+    kvx_status_t status;
+} sync_call_t;
+
+static void *sync_read_thread(void *arg)
+{
+    sync_call_t *c = arg;
+    kvx_xfer_desc_t d = {c->fx->cbuf, raddr(c->fx->sbuf), 4096};
+    kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_TIMEOUT, .timeout_ms = 20000};
+    c->status = kvx_xfer_sync(c->fx->client, c->fx->remote, KVX_OP_READ, &d, 1, &xp);
+    return NULL;
+}
+
+/* A sync caller reads its own reply on tcp (it has borrowed the socket from
+ * the I/O thread); a disconnect from another thread still ends it at once. */
+static void test_disconnect_cancels_sync(void **state)
+{
+    TEST_SKIP_OVER_SHM("a paused relay holds no same-host transfer, so disconnect has nothing "
+                       "pending to cancel; covered over tcp");
+    fx_t *fx = *state;
+    link_barrier(fx);
+    proxy_ctl(fx->proxy, PX_FWD, 0);
+    sync_call_t call = {.fx = fx, .status = KVX_OK};
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, sync_read_thread, &call), 0);
+    usleep(200 * 1000); /* let it submit and start waiting; a late start also passes */
+    uint64_t t0 = test_now_ms();
+    assert_status(kvx_engine_disconnect(fx->client, fx->remote, 5000), KVX_OK);
+    pthread_join(tid, NULL);
+    uint64_t took = test_now_ms() - t0;
+    assert_status(call.status, KVX_ERR_CANCELED);
+    if (took > 3000) {
+        fail_msg("a sync read outlived its disconnect by %llu ms", (unsigned long long)took);
+    }
+    proxy_ctl(fx->proxy, 0, 1);
+    assert_status(kvx_engine_connect(fx->client, fx->remote, 5000), KVX_OK);
+    link_barrier(fx);
+    /* The link works, with and without polling for replies. */
+    kvx_xfer_desc_t d = {fx->cbuf, raddr(fx->sbuf), 4096};
+    test_fill(fx->sbuf, 4096, 77, 0);
+    assert_status(kvx_xfer_sync(fx->client, fx->remote, KVX_OP_READ, &d, 1, NULL), KVX_OK);
+    assert_int_equal(test_check(fx->cbuf, 4096, 77, 0), 0);
+}
+
 /* -------------------------------------------------------- notifications */
 
 static void test_notify_order_and_fetch(void **state)
@@ -2473,6 +2528,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_deregister_busy, setup_relayed, teardown_fx),
         cmocka_unit_test_setup_teardown(test_served_read_busy, setup_relayed, teardown_fx),
         cmocka_unit_test_setup_teardown(test_async_timeout_breaks_link, setup_relayed, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_disconnect_cancels_sync, setup_relayed, teardown_fx),
         cmocka_unit_test_setup_teardown(test_disconnect_cancels_pending, setup_relayed,
                                         teardown_fx),
         cmocka_unit_test_setup_teardown(test_notify_order_and_fetch, setup_pair, teardown_fx),
