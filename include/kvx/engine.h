@@ -49,6 +49,7 @@ typedef uint64_t kvx_xfer_id_t;
 #define KVX_DEFAULT_MAX_OUTSTANDING     4096
 #define KVX_DEFAULT_MAX_NOTIFY_QUEUE    4096
 #define KVX_DEFAULT_BUSY_POLL_US        50
+#define KVX_DEFAULT_PEER_TIMEOUT_MS     5000
 
 /** Bounds of notifications (bytes, without NUL). */
 #define KVX_NOTIFY_NAME_MAX 1024
@@ -62,7 +63,8 @@ enum kvx_engine_param_field {
     KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT = KVX_BIT(4),   /**< notify_timeout_ms */
     KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING = KVX_BIT(5),  /**< max_outstanding */
     KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE = KVX_BIT(6), /**< max_notify_queue */
-    KVX_ENGINE_PARAM_FIELD_BUSY_POLL = KVX_BIT(7)         /**< busy_poll_us */
+    KVX_ENGINE_PARAM_FIELD_BUSY_POLL = KVX_BIT(7),        /**< busy_poll_us */
+    KVX_ENGINE_PARAM_FIELD_PEER_TIMEOUT = KVX_BIT(8)      /**< peer_timeout_ms */
 };
 
 /**
@@ -93,6 +95,17 @@ typedef struct kvx_engine_params {
      * polls, for callers that must not spend CPU while they wait.
      */
     unsigned busy_poll_us;
+    /**
+     * A link whose remote has sent nothing for this long is closed, in
+     * either direction (100..3600000 ms, default 5000). Both ends send a
+     * heartbeat when a link is quiet, so only a remote that crashed, was
+     * stopped, or lost its network stays silent. Pending transfers on such a
+     * link end FAILED with KVX_ERR_PEER_UNRESPONSIVE (or TIMEOUT if their
+     * own deadline came first); a target drops what an unresponsive
+     * initiator had pinned, and never writes data that reaches it after
+     * the link was declared dead.
+     */
+    unsigned peer_timeout_ms;
 } kvx_engine_params_t;
 
 /**
@@ -246,6 +259,20 @@ KVX_API kvx_status_t kvx_engine_peer_state(kvx_engine_h engine, const char *remo
                                            kvx_peer_state_t *state_p, kvx_status_t *error_p);
 
 /**
+ * The epoch of the current link to @p remote: a number that is different for
+ * every link this engine makes (a reconnect after BROKEN gets a new one), and
+ * the random instance id of the remote engine at the other end, which changes
+ * when the remote process restarts. Transfers and notifications belong to the
+ * link they were made on and never cross to a newer one.
+ * @param [out] epoch_p link epoch (0 if there is no link); may be NULL
+ * @param [out] remote_instance_p remote's instance id (0 if not connected);
+ *              may be NULL
+ * @return KVX_OK, KVX_ERR_NOT_CONNECTED (no link was ever made to it)
+ */
+KVX_API kvx_status_t kvx_engine_peer_epoch(kvx_engine_h engine, const char *remote,
+                                           uint64_t *epoch_p, uint64_t *remote_instance_p);
+
+/**
  * Snapshot of all remotes this engine tracks.
  * @param [out] count_p number tracked (may exceed @p max; only @p max are written)
  */
@@ -344,6 +371,26 @@ KVX_API kvx_status_t kvx_xfer_status(kvx_engine_h engine, kvx_xfer_id_t id,
  *  Returns KVX_OK with state WAITING if it did not finish in time. */
 KVX_API kvx_status_t kvx_xfer_wait(kvx_engine_h engine, kvx_xfer_id_t id, int timeout_ms,
                                    kvx_xfer_state_t *state_p, kvx_status_t *error_p);
+
+/**
+ * Cancel an async transfer, and wait until none of its bytes can move any
+ * more, here or at the remote: when this returns KVX_OK, the memory the
+ * transfer named may be reused at once, on both sides.
+ *
+ * A transfer whose frames were not sent yet, and a READ, end at once; other
+ * transfers on the link go on. A WRITE that began to send waits (at most
+ * @p timeout_ms) until the remote confirms the frames that began, then the
+ * rest is dropped. If that confirmation does not come in time, the link is
+ * closed and becomes BROKEN, and this returns KVX_ERR_TIMEOUT: the remote's
+ * memory may still be written by bytes already sent, until the remote
+ * notices the link is gone (its peer_timeout_ms).
+ *
+ * The transfer then reports FAILED with KVX_ERR_CANCELED, unless it finished
+ * first (its own state is kept); either way its id stays valid until it is
+ * reported, as for any transfer.
+ * @return KVX_OK; KVX_ERR_NOT_FOUND (no such live id); KVX_ERR_TIMEOUT
+ */
+KVX_API kvx_status_t kvx_xfer_cancel(kvx_engine_h engine, kvx_xfer_id_t id, int timeout_ms);
 
 /** One entry of kvx_xfer_query(). */
 typedef struct kvx_xfer_result {

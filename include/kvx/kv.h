@@ -85,7 +85,8 @@ enum kvx_kv_param_field {
     KVX_KV_PARAM_FIELD_SWITCH_ROLE = KVX_BIT(7),    /**< switch_role_enable */
     KVX_KV_PARAM_FIELD_TABLE_CAPACITY = KVX_BIT(8), /**< table_capacity */
     KVX_KV_PARAM_FIELD_IO_THREADS = KVX_BIT(9),     /**< io_threads */
-    KVX_KV_PARAM_FIELD_BUSY_POLL = KVX_BIT(10)      /**< busy_poll_us */
+    KVX_KV_PARAM_FIELD_BUSY_POLL = KVX_BIT(10),     /**< busy_poll_us */
+    KVX_KV_PARAM_FIELD_PEER_TIMEOUT = KVX_BIT(11)   /**< peer_timeout_ms */
 };
 
 /** Options of kvx_kv_create(). Fields count only if their bit is set;
@@ -118,6 +119,9 @@ typedef struct kvx_kv_params {
     /** Reply polling of sync transfers of the underlying engine, in µs
      *  (see kvx_engine_params_t::busy_poll_us; default 50). */
     unsigned busy_poll_us;
+    /** Silence after which a link is declared dead (see
+     *  kvx_engine_params_t::peer_timeout_ms; default 5000). */
+    unsigned peer_timeout_ms;
 } kvx_kv_params_t;
 
 /**

@@ -12,7 +12,8 @@
     (KVX_ENGINE_PARAM_FIELD_NAME | KVX_ENGINE_PARAM_FIELD_IO_THREADS |                             \
      KVX_ENGINE_PARAM_FIELD_CONNECT_TIMEOUT | KVX_ENGINE_PARAM_FIELD_TRANSFER_TIMEOUT |            \
      KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT | KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING |              \
-     KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE | KVX_ENGINE_PARAM_FIELD_BUSY_POLL)
+     KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE | KVX_ENGINE_PARAM_FIELD_BUSY_POLL |                  \
+     KVX_ENGINE_PARAM_FIELD_PEER_TIMEOUT)
 
 /* Upper bound of every configurable timeout: one hour. */
 #define KVX_TIMEOUT_MAX_MS 3600000u
@@ -99,7 +100,7 @@ kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *
     if (engine == NULL) {
         return KVX_FAIL(KVX_ERR_NO_MEMORY, "engine_create: out of memory");
     }
-    unsigned busy_poll_us = 0;
+    unsigned busy_poll_us = 0, peer_timeout_ms = 0;
     if ((status = param_u32(params, KVX_ENGINE_PARAM_FIELD_IO_THREADS, params->io_threads, 1, 64, 1,
                             "io_threads", &engine->io_threads)) != KVX_OK ||
         (status =
@@ -122,7 +123,10 @@ kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *
                             "max_notify_queue", &engine->max_notify_queue)) != KVX_OK ||
         (status = param_u32(params, KVX_ENGINE_PARAM_FIELD_BUSY_POLL, params->busy_poll_us, 0,
                             10000, KVX_DEFAULT_BUSY_POLL_US, "busy_poll_us", &busy_poll_us)) !=
-            KVX_OK) {
+            KVX_OK ||
+        (status = param_u32(params, KVX_ENGINE_PARAM_FIELD_PEER_TIMEOUT, params->peer_timeout_ms,
+                            500, KVX_TIMEOUT_MAX_MS, KVX_DEFAULT_PEER_TIMEOUT_MS, "peer_timeout_ms",
+                            &peer_timeout_ms)) != KVX_OK) {
         free(engine);
         return status;
     }
@@ -157,6 +161,7 @@ kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *
         .listen = addr.has_port ? &addr : NULL,
         .io_threads = engine->io_threads,
         .busy_poll_us = busy_poll_us,
+        .peer_timeout_ms = peer_timeout_ms,
         .instance = engine->instance,
     };
     engine->tp_ops = &kvx_tcp_transport;
@@ -300,11 +305,21 @@ static void link_event(void *ctx, void *peer_ctx, kvx_tp_conn_t *conn, int up, k
     } else if (up) {
         peer->state = KVX_PEER_CONNECTED;
         peer->error = KVX_OK;
-        kvx_info("engine %s: connected to %s", engine->name, peer->name);
+        peer->epoch = ++engine->last_epoch;
+        uint64_t instance = engine->tp_ops->peer_instance(conn);
+        if (peer->remote_instance != 0 && instance != peer->remote_instance) {
+            kvx_info("engine %s: %s is a new process (instance %016llx, was %016llx)", engine->name,
+                     peer->name, (unsigned long long)instance,
+                     (unsigned long long)peer->remote_instance);
+        }
+        peer->remote_instance = instance;
+        kvx_info("engine %s: connected to %s (epoch %llu)", engine->name, peer->name,
+                 (unsigned long long)peer->epoch);
     } else {
         kvx_peer_state_t old = peer->state;
         engine->tp_ops->release(conn);
         peer->conn = NULL;
+        peer->epoch = 0;
         if (old == KVX_PEER_DISCONNECTING) {
             peer->state = KVX_PEER_NOT_CONNECTED;
             peer->error = KVX_OK;
@@ -503,6 +518,32 @@ kvx_status_t kvx_engine_peer_state(kvx_engine_h engine, const char *remote,
         *state_p = (peer != NULL) ? peer->state : KVX_PEER_NOT_CONNECTED;
         if (error_p != NULL) {
             *error_p = (peer != NULL) ? peer->error : KVX_OK;
+        }
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return status;
+}
+
+kvx_status_t kvx_engine_peer_epoch(kvx_engine_h engine, const char *remote, uint64_t *epoch_p,
+                                   uint64_t *remote_instance_p)
+{
+    kvx_error_clear();
+    if (engine == NULL || remote == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "peer_epoch: NULL engine or remote");
+    }
+    pthread_mutex_lock(&engine->lock);
+    kvx_peer_t *peer = NULL;
+    kvx_status_t status = lookup_peer(engine, remote, &peer);
+    if (status == KVX_OK && peer == NULL) {
+        status = KVX_FAIL(KVX_ERR_NOT_CONNECTED, "peer_epoch: no link was made to %s", remote);
+    }
+    if (status == KVX_OK) {
+        int linked = peer->state == KVX_PEER_CONNECTED || peer->state == KVX_PEER_DISCONNECTING;
+        if (epoch_p != NULL) {
+            *epoch_p = linked ? peer->epoch : 0;
+        }
+        if (remote_instance_p != NULL) {
+            *remote_instance_p = linked ? peer->remote_instance : 0;
         }
     }
     pthread_mutex_unlock(&engine->lock);

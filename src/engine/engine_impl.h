@@ -40,6 +40,8 @@ typedef struct kvx_peer {
     kvx_wire_mem_entry_t *rtable; /* last memory table the remote sent */
     uint32_t rcount;
     int rtable_valid;
+    uint64_t epoch;           /* of the current link, 0 while there is none */
+    uint64_t remote_instance; /* the remote engine's id, from the handshake */
 } kvx_peer_t;
 
 typedef struct kvx_xfer {
@@ -54,6 +56,9 @@ typedef struct kvx_xfer {
     kvx_pin_t *local_pin;
     kvx_xfer_desc_t *desc_copy;
     struct kvx_xfer *next, *prev; /* submission order (async only) */
+    kvx_tp_conn_t *conn;          /* async: its link (a reference), for cancel */
+    unsigned cancel_refs;         /* cancels in progress: keep the memory */
+    int released;                 /* reported and forgotten while cancel_refs > 0 */
 } kvx_xfer_t;
 
 typedef struct kvx_notify_entry {
@@ -83,6 +88,7 @@ struct kvx_engine {
 
     kvx_peer_t *peers;
     size_t incoming_links; /* remotes linked to this engine */
+    uint64_t last_epoch;   /* of the newest link made */
 
     /* async transfers: slot table (id = generation << 32 | slot) and the
      * submission-ordered list */

@@ -30,6 +30,9 @@ kvx_status_t kvx_xfer_engine_init(kvx_engine_t *engine)
 
 static void xfer_free(kvx_xfer_t *xfer)
 {
+    if (xfer->conn != NULL) {
+        xfer->engine->tp_ops->release(xfer->conn);
+    }
     free(xfer->desc_copy);
     free(xfer);
 }
@@ -242,10 +245,11 @@ kvx_status_t kvx_xfer_submit(kvx_engine_h engine, const char *remote, kvx_op_t o
     engine->xfer_tail = xfer;
     pthread_mutex_unlock(&engine->lock);
 
-    /* Once submitted, another thread may reap and free it: keep the id. */
+    /* Once submitted, another thread may reap and free it: keep the id. The
+     * link reference moves to the transfer, for kvx_xfer_cancel(). */
     kvx_xfer_id_t id = xfer->id;
+    xfer->conn = conn;
     status = engine->tp_ops->submit(conn, &xfer->op);
-    engine->tp_ops->release(conn);
     if (status != KVX_OK) {
         /* Not queued: report it like any failed transfer would be. */
         xfer_done(&xfer->op, status);
@@ -273,7 +277,11 @@ static void xfer_release(kvx_engine_t *engine, kvx_xfer_t *xfer)
         engine->slot_gen[xfer->slot] = 1;
     }
     engine->free_slots[engine->free_count++] = xfer->slot;
-    xfer_free(xfer);
+    if (xfer->cancel_refs > 0) {
+        xfer->released = 1; /* the last cancel frees it */
+    } else {
+        xfer_free(xfer);
+    }
 }
 
 static kvx_xfer_t *xfer_lookup(kvx_engine_t *engine, kvx_xfer_id_t id)
@@ -320,6 +328,60 @@ kvx_status_t kvx_xfer_wait(kvx_engine_h engine, kvx_xfer_id_t id, int timeout_ms
         if (xfer->state != KVX_XFER_WAITING) {
             xfer_release(engine, xfer);
         }
+    }
+    pthread_mutex_unlock(&engine->lock);
+    return status;
+}
+
+kvx_status_t kvx_xfer_cancel(kvx_engine_h engine, kvx_xfer_id_t id, int timeout_ms)
+{
+    kvx_error_clear();
+    if (engine == NULL) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "xfer_cancel: NULL engine");
+    }
+    unsigned timeout;
+    kvx_status_t status = kvx_engine_timeout(timeout_ms, engine->transfer_timeout_ms, &timeout);
+    if (status != KVX_OK) {
+        return status;
+    }
+    uint64_t deadline = kvx_deadline_ns(timeout);
+    pthread_mutex_lock(&engine->lock);
+    kvx_xfer_t *xfer = xfer_lookup(engine, id);
+    if (xfer == NULL) {
+        pthread_mutex_unlock(&engine->lock);
+        return KVX_FAIL(KVX_ERR_NOT_FOUND, "xfer_cancel: transfer %llu unknown or already reported",
+                        (unsigned long long)id);
+    }
+    if (xfer->state != KVX_XFER_WAITING) {
+        pthread_mutex_unlock(&engine->lock);
+        return KVX_OK;
+    }
+    xfer->cancel_refs++;
+    kvx_tp_conn_t *conn = xfer->conn;
+    pthread_mutex_unlock(&engine->lock);
+
+    status = engine->tp_ops->cancel(conn, &xfer->op);
+    pthread_mutex_lock(&engine->lock);
+    while (xfer->state == KVX_XFER_WAITING && kvx_engine_wait(engine, deadline) != ETIMEDOUT) {
+    }
+    if (xfer->state == KVX_XFER_WAITING) {
+        /* The target did not confirm the frames already sent: give up the
+         * link, which ends the transfer (its bytes may still land there). */
+        pthread_mutex_unlock(&engine->lock);
+        kvx_warn("engine %s: cancel of transfer %llu not confirmed in %u ms; closing its link",
+                 engine->name, (unsigned long long)id, timeout);
+        engine->tp_ops->close(conn, KVX_ERR_CANCELED);
+        pthread_mutex_lock(&engine->lock);
+        while (xfer->state == KVX_XFER_WAITING) {
+            pthread_cond_wait(&engine->cond, &engine->lock); /* a closed link ends its ops */
+        }
+        status =
+            KVX_FAIL(KVX_ERR_TIMEOUT, "xfer_cancel: the remote did not confirm in %u ms", timeout);
+    } else {
+        status = KVX_OK;
+    }
+    if (--xfer->cancel_refs == 0 && xfer->released) {
+        xfer_free(xfer);
     }
     pthread_mutex_unlock(&engine->lock);
     return status;

@@ -20,7 +20,7 @@
 #include "kv/table.h"
 #include "util/error.h"
 
-#define KVX_KV_PARAM_FIELDS_ALL (KVX_BIT(11) - 1)
+#define KVX_KV_PARAM_FIELDS_ALL (KVX_BIT(12) - 1)
 #define DEFAULT_SYNC_TIMEOUT_MS 10000u
 #define DEFAULT_TABLE_CAPACITY  (1u << 20)
 #define TABLE_READ_TRIES        8
@@ -62,6 +62,7 @@ struct kvx_kv {
     unsigned sync_timeout_ms;
     unsigned io_threads;
     unsigned busy_poll_us;
+    unsigned peer_timeout_ms;
     int switch_role_enable;
     uint8_t *table;
     size_t table_cap;
@@ -97,10 +98,12 @@ static kvx_status_t make_engine(kvx_kv_h kv, const char *name, kvx_engine_h *eng
     kvx_engine_params_t ep = {
         .field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_ENGINE_PARAM_FIELD_IO_THREADS |
                       KVX_ENGINE_PARAM_FIELD_TRANSFER_TIMEOUT |
-                      KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT | KVX_ENGINE_PARAM_FIELD_BUSY_POLL,
+                      KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT | KVX_ENGINE_PARAM_FIELD_BUSY_POLL |
+                      KVX_ENGINE_PARAM_FIELD_PEER_TIMEOUT,
         .name = name,
         .io_threads = kv->io_threads,
         .busy_poll_us = kv->busy_poll_us,
+        .peer_timeout_ms = kv->peer_timeout_ms,
         .transfer_timeout_ms = kv->sync_timeout_ms,
         .notify_timeout_ms = kv->sync_timeout_ms};
     return kvx_engine_create(&ep, engine_p);
@@ -243,6 +246,8 @@ kvx_status_t kvx_kv_create(const kvx_kv_params_t *params, kvx_kv_h *kv_p)
     kv->io_threads = (mask & KVX_KV_PARAM_FIELD_IO_THREADS) ? params->io_threads : 1;
     kv->busy_poll_us =
         (mask & KVX_KV_PARAM_FIELD_BUSY_POLL) ? params->busy_poll_us : KVX_DEFAULT_BUSY_POLL_US;
+    kv->peer_timeout_ms = (mask & KVX_KV_PARAM_FIELD_PEER_TIMEOUT) ? params->peer_timeout_ms
+                                                                   : KVX_DEFAULT_PEER_TIMEOUT_MS;
     kv->switch_role_enable =
         (mask & KVX_KV_PARAM_FIELD_SWITCH_ROLE) ? params->switch_role_enable : 1;
     kv->next_cache_id = 1;

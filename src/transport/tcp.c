@@ -15,8 +15,9 @@
  * Only the owning I/O thread closes a socket. It also reads from it, except
  * while a sync caller has borrowed the receive side (tcp_submit): the
  * caller then reads its own reply, which saves waking the I/O thread and
- * then the caller. rx_lock is held by whoever reads; conn_fail waits for a
- * borrow to end before it closes the socket.
+ * then the caller. rx_lock is held by whoever is reading (between reads a
+ * borrower holds only rx_borrowed, which keeps the I/O thread off); conn_fail
+ * waits for a borrow to end before it closes the socket.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -54,6 +55,10 @@ typedef struct send_item {
     int iov_idx;
     void *pin;       /* target side: memory pinned until sent */
     int close_after; /* refuse-and-close replies */
+    int keepalive;   /* sending it is no sign that the peer is alive */
+    int started;     /* some of its bytes went out */
+    kvx_tp_op_t *op; /* request frames: the op it belongs to, and its seq */
+    uint64_t seq;
 } send_item_t;
 
 /* A request frame waiting for its response (initiator side). */
@@ -61,8 +66,8 @@ typedef struct frame {
     struct frame *next;
     uint64_t seq;
     uint8_t resp_type;
-    kvx_tp_op_t *op;
-    size_t first; /* READ: descriptors op->descs[first .. first+n) */
+    kvx_tp_op_t *op; /* NULL once cancelled: its READ payload goes to the bin */
+    size_t first;    /* READ: descriptors op->descs[first .. first+n) */
     size_t n;
     uint64_t payload; /* READ: bytes expected */
 } frame_t;
@@ -101,9 +106,12 @@ struct kvx_tp_conn {
     int piovcnt, piov_idx;
     uint64_t premaining;
     int pdiscard;
-    frame_t *pframe;      /* initiator: READ_RESP being received */
-    kvx_shm_link_t *shm;  /* initiator: same-host data path, once set up */
-    kvx_shm_pins_t *pins; /* target: this link's pins on our slot table */
+    uint64_t last_rx_ns;   /* atomic: the last read that returned bytes */
+    uint64_t last_live_ns; /* atomic: last sign of life (rx, or tx of frames) */
+    uint64_t last_tx_ns;   /* under lock: the last write that sent bytes */
+    frame_t *pframe;       /* initiator: READ_RESP being received */
+    kvx_shm_link_t *shm;   /* initiator: same-host data path, once set up */
+    kvx_shm_pins_t *pins;  /* target: this link's pins on our slot table */
     int shm_offered;
     int shm_answered;
     uint64_t peer_instance; /* from HELLO_ACK */
@@ -148,7 +156,8 @@ struct kvx_tp {
     kvx_shm_table_t *shm_table; /* our registrations, for same-host peers */
     uint64_t instance;
     unsigned nthreads;
-    uint64_t busy_poll_ns; /* sync callers poll for their reply this long */
+    uint64_t busy_poll_ns;    /* sync callers poll for their reply this long */
+    uint64_t peer_timeout_ns; /* outgoing links; incoming ones get half */
     tcp_thread_t *threads;
     int listen_fd;
     uint64_t listen_paused_until; /* out of fds: accept again after this */
@@ -312,6 +321,9 @@ static int conn_flush(kvx_tp_conn_t *conn, send_item_t **done_p, int *close_p)
                 iov[n++] = it->iov[i];
             }
         }
+        /* A keepalive on its own fits any socket buffer, even a dead peer's:
+         * only the progress of other frames says the peer still reads. */
+        int only_keepalive = conn->sq_head->keepalive && conn->sq_head->next == NULL;
         ssize_t sent = writev(conn->fd, iov, n);
         if (sent < 0) {
             if (errno == EINTR) {
@@ -319,9 +331,19 @@ static int conn_flush(kvx_tp_conn_t *conn, send_item_t **done_p, int *close_p)
             }
             return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
         }
+        if (sent > 0) {
+            uint64_t now = kvx_now_ns();
+            conn->last_tx_ns = now;
+            if (!only_keepalive) {
+                __atomic_store_n(&conn->last_live_ns, now, __ATOMIC_RELAXED);
+            }
+        }
         size_t left = (size_t)sent;
         while (conn->sq_head != NULL) {
             send_item_t *it = conn->sq_head;
+            if (left > 0) {
+                it->started = 1;
+            }
             while (it->iov_idx < it->iovcnt && left >= it->iov[it->iov_idx].iov_len) {
                 left -= it->iov[it->iov_idx].iov_len;
                 it->iov_idx++;
@@ -385,6 +407,15 @@ static int conn_kick(kvx_tp_conn_t *conn, send_item_t **done_p, int *close_p)
 }
 
 /* --------------------------------------------------------- connections */
+
+/* The handshake is done: silence and keepalives count from now. lock held. */
+static void conn_mark_live(kvx_tp_conn_t *conn)
+{
+    uint64_t now = kvx_now_ns();
+    conn->last_tx_ns = now;
+    __atomic_store_n(&conn->last_live_ns, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&conn->last_rx_ns, now, __ATOMIC_RELAXED);
+}
 
 static kvx_tp_conn_t *conn_new(kvx_tp_t *tp, int fd, int outgoing)
 {
@@ -536,6 +567,8 @@ static kvx_status_t queue_op(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
                 }
             }
             item->iovcnt = write ? (int)n + 1 : 1;
+            item->op = op;
+            item->seq = seq;
             *fr = (frame_t){.seq = seq++,
                             .resp_type = write ? KVX_WIRE_WRITE_ACK : KVX_WIRE_READ_RESP,
                             .op = op,
@@ -654,6 +687,115 @@ static kvx_status_t tcp_submit(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
     return status;
 }
 
+static uint64_t tcp_peer_instance(kvx_tp_conn_t *conn)
+{
+    pthread_mutex_lock(&conn->lock);
+    uint64_t instance = conn->state == C_READY ? conn->peer_instance : 0;
+    pthread_mutex_unlock(&conn->lock);
+    return instance;
+}
+
+static int op_is_live(const kvx_tp_conn_t *conn, const kvx_tp_op_t *op)
+{
+    for (const kvx_tp_op_t *o = conn->ops; o != NULL; o = o->tp_next) {
+        if (o == op) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Unlink the frame of @p seq from the pending list. conn->lock held. */
+static void frame_unlink(kvx_tp_conn_t *conn, uint64_t seq)
+{
+    frame_t *prev = NULL;
+    for (frame_t *fr = conn->fr_head; fr != NULL; prev = fr, fr = fr->next) {
+        if (fr->seq != seq) {
+            continue;
+        }
+        if (prev != NULL) {
+            prev->next = fr->next;
+        } else {
+            conn->fr_head = fr->next;
+        }
+        if (conn->fr_tail == fr) {
+            conn->fr_tail = prev;
+        }
+        free(fr);
+        return;
+    }
+}
+
+/* Frames of @p op not yet on the wire are dropped; a READ's other frames
+ * are orphaned, so their payload goes to the bin; a WRITE's frames that
+ * started must be acknowledged before the op ends, or the target could
+ * still write their bytes after the caller reused its memory. */
+static kvx_status_t tcp_cancel(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
+{
+    /* Holding rx_lock, no read is writing into the op's memory right now. */
+    pthread_mutex_lock(&conn->rx_lock);
+    pthread_mutex_lock(&conn->lock);
+    if (conn->state == C_CLOSED || !op_is_live(conn, op)) {
+        pthread_mutex_unlock(&conn->lock);
+        pthread_mutex_unlock(&conn->rx_lock);
+        return KVX_OK; /* ended already, or conn_fail is ending it */
+    }
+    op->tp_status = KVX_ERR_CANCELED;
+    size_t dropped = 0;
+    send_item_t *prev = NULL;
+    for (send_item_t *it = conn->sq_head, *next; it != NULL; it = next) {
+        next = it->next;
+        if (it->op != op || it->started) {
+            prev = it;
+            continue;
+        }
+        if (prev != NULL) {
+            prev->next = next;
+        } else {
+            conn->sq_head = next;
+        }
+        if (conn->sq_tail == it) {
+            conn->sq_tail = prev;
+        }
+        conn->sq_items--;
+        frame_unlink(conn, it->seq);
+        free(it);
+        dropped++;
+    }
+    if (op->kind == KVX_TP_OP_READ) {
+        for (frame_t *fr = conn->fr_head; fr != NULL; fr = fr->next) {
+            if (fr->op == op) {
+                fr->op = NULL;
+                dropped++;
+            }
+        }
+        if (conn->pframe != NULL && conn->pframe->op == op) {
+            conn->pframe->op = NULL;
+            conn->pdiscard = 1;
+            dropped++;
+        }
+    }
+    op->tp_frames_left -= dropped;
+    int ended = op->tp_frames_left == 0;
+    if (ended) {
+        if (op->tp_prev != NULL) {
+            op->tp_prev->tp_next = op->tp_next;
+        } else {
+            conn->ops = op->tp_next;
+        }
+        if (op->tp_next != NULL) {
+            op->tp_next->tp_prev = op->tp_prev;
+        }
+    }
+    pthread_mutex_unlock(&conn->lock);
+    pthread_mutex_unlock(&conn->rx_lock);
+    if (ended) {
+        op->done(op, KVX_ERR_CANCELED);
+        return KVX_OK;
+    }
+    return KVX_INPROGRESS;
+}
+
 /* --------------------------------------------------------- receiving */
 
 /* An op's frame finished; returns the op if it is complete. conn->lock held. */
@@ -661,6 +803,9 @@ static kvx_tp_op_t *frame_finish(kvx_tp_conn_t *conn, frame_t *fr, kvx_status_t 
 {
     kvx_tp_op_t *op = fr->op;
     free(fr);
+    if (op == NULL) {
+        return NULL; /* its op was cancelled and has ended */
+    }
     if (status != KVX_OK && op->tp_status == KVX_OK) {
         op->tp_status = status;
     }
@@ -775,7 +920,8 @@ static int payload_end(kvx_tp_conn_t *conn)
 static int is_request(uint8_t type)
 {
     return type == KVX_WIRE_HELLO || type == KVX_WIRE_READ_REQ || type == KVX_WIRE_WRITE_REQ ||
-           type == KVX_WIRE_NOTIFY || type == KVX_WIRE_MEM_QUERY || type == KVX_WIRE_SHM_OFFER;
+           type == KVX_WIRE_NOTIFY || type == KVX_WIRE_MEM_QUERY || type == KVX_WIRE_SHM_OFFER ||
+           type == KVX_WIRE_KEEPALIVE;
 }
 /* Target: an initiator on this host asks for the same-host path. */
 static int handle_shm_offer(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
@@ -832,6 +978,7 @@ static int link_ready(kvx_tp_conn_t *conn)
     }
     pthread_mutex_lock(&conn->lock);
     conn->state = C_READY;
+    conn_mark_live(conn);
     pthread_mutex_unlock(&conn->lock);
     tp->up.link_event(tp->up.ctx, conn->peer_ctx, conn, 1, KVX_OK);
     return 0;
@@ -912,6 +1059,7 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
         } else {
             pthread_mutex_lock(&conn->lock);
             conn->state = C_READY;
+            conn_mark_live(conn);
             pthread_mutex_unlock(&conn->lock);
             tp->up.incoming_event(tp->up.ctx, 1);
             kvx_debug("tcp: %s accepted link from %s", name, conn->peer_name);
@@ -919,6 +1067,8 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
         return conn_reply(conn, item);
     }
     switch (hdr->type) {
+    case KVX_WIRE_KEEPALIVE:
+        return 0; /* reading it was the point */
     case KVX_WIRE_SHM_OFFER:
         return handle_shm_offer(conn, hdr, body);
     case KVX_WIRE_READ_REQ:
@@ -1039,6 +1189,9 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
     if (hdr->type == KVX_WIRE_SHM_ACCEPT) {
         return handle_shm_accept(conn, hdr, body);
     }
+    if (hdr->type == KVX_WIRE_KEEPALIVE_BACK) {
+        return 0;
+    }
     pthread_mutex_lock(&conn->lock);
     frame_t *fr = conn->fr_head;
     if (fr == NULL || fr->seq != hdr->seq || fr->resp_type != hdr->type) {
@@ -1075,7 +1228,11 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
             return 0;
         }
         conn->pframe = fr;
-        payload_begin(conn, NULL, fr->op->descs + fr->first, fr->n, payload, 0);
+        if (fr->op == NULL) {
+            payload_begin(conn, NULL, NULL, 0, payload, 1); /* cancelled */
+        } else {
+            payload_begin(conn, NULL, fr->op->descs + fr->first, fr->n, payload, 0);
+        }
         return 0;
     }
     case KVX_WIRE_MEM_TABLE: {
@@ -1195,6 +1352,28 @@ static int conn_parse(kvx_tp_conn_t *conn)
     }
 }
 
+static void conn_note_rx(kvx_tp_conn_t *conn)
+{
+    uint64_t now = kvx_now_ns();
+    __atomic_store_n(&conn->last_rx_ns, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&conn->last_live_ns, now, __ATOMIC_RELAXED);
+}
+
+/* How long a link may be silent: an incoming link gets half of it, so that
+ * a target that was stopped longer than its initiator waited before giving
+ * up finds the link dead when it runs again, and drops what arrived. */
+static uint64_t conn_silence_limit(const kvx_tp_conn_t *conn)
+{
+    return conn->outgoing ? conn->tp->peer_timeout_ns : conn->tp->peer_timeout_ns / 2;
+}
+
+/* The link is ready and its peer has been silent past the limit. */
+static int conn_silent_too_long(kvx_tp_conn_t *conn, uint64_t now)
+{
+    uint64_t live = __atomic_load_n(&conn->last_live_ns, __ATOMIC_RELAXED);
+    return conn->state == C_READY && now > live && now - live >= conn_silence_limit(conn);
+}
+
 /* Read what the socket has, within a budget. Returns -1 on error or EOF
  * (errno set, 0 for EOF), 1 if the connection was closed, else 0. */
 static int conn_read(kvx_tp_conn_t *conn)
@@ -1233,6 +1412,7 @@ static int conn_read(kvx_tp_conn_t *conn)
                 }
             }
             if (n > 0) {
+                conn_note_rx(conn);
                 budget -= (size_t)n < budget ? (size_t)n : budget;
                 if (conn->premaining == 0) {
                     int rc = payload_end(conn);
@@ -1253,6 +1433,7 @@ static int conn_read(kvx_tp_conn_t *conn)
             size_t room = conn->rcap - conn->rend;
             n = read(conn->fd, conn->rbuf + conn->rend, room);
             if (n > 0) {
+                conn_note_rx(conn);
                 conn->rend += (size_t)n;
                 budget -= (size_t)n < budget ? (size_t)n : budget;
                 int rc = conn_parse(conn);
@@ -1285,6 +1466,18 @@ static int conn_read(kvx_tp_conn_t *conn)
     return 0;
 }
 
+/* conn_read by a borrower: rx_lock is held only while reading, so that a
+ * cancel can find the receive side between two reads. errno survives. */
+static int conn_read_locked(kvx_tp_conn_t *conn)
+{
+    pthread_mutex_lock(&conn->rx_lock);
+    int rc = conn_read(conn);
+    int err = errno;
+    pthread_mutex_unlock(&conn->rx_lock);
+    errno = err;
+    return rc;
+}
+
 /* A sync caller whose op is the only one in flight on the link reads the
  * reply on its own thread, until the op is done, its deadline passes or the
  * link fails. Whatever is left (a failure, a timeout) the I/O thread ends
@@ -1304,8 +1497,8 @@ static void conn_receive_own_reply(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
         conn_set_events(conn, EPOLL_CTL_MOD);
     }
     pthread_mutex_unlock(&conn->lock);
+    pthread_mutex_unlock(&conn->rx_lock);
     if (!eligible) {
-        pthread_mutex_unlock(&conn->rx_lock);
         return;
     }
     int rc = 0;
@@ -1320,7 +1513,7 @@ static void conn_receive_own_reply(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
              * sleeping thread wakes. */
             uint64_t until = spin_until < op->deadline_ns ? spin_until : op->deadline_ns;
             while (!conn->borrow_done && rc == 0 && kvx_now_ns() < until) {
-                rc = conn_read(conn);
+                rc = conn_read_locked(conn);
             }
             spin_until = 0;
             continue;
@@ -1333,7 +1526,7 @@ static void conn_receive_own_reply(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
             break;
         }
         if (n > 0) {
-            rc = conn_read(conn);
+            rc = conn_read_locked(conn);
         }
     }
     kvx_status_t why = KVX_OK;
@@ -1350,7 +1543,6 @@ static void conn_receive_own_reply(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
     }
     pthread_cond_broadcast(&conn->rx_cond);
     pthread_mutex_unlock(&conn->lock);
-    pthread_mutex_unlock(&conn->rx_lock);
     if (rc != 0) {
         /* The I/O thread closes the link and ends its ops, this one too. */
         kvx_debug("tcp: link with %s closed: %s", conn->peer_name, kvx_status_string(why));
@@ -1453,6 +1645,14 @@ static void conn_event(kvx_tp_conn_t *conn, uint32_t events)
         pthread_mutex_lock(&conn->lock);
         conn->state = C_HELLO;
         pthread_mutex_unlock(&conn->lock);
+    }
+    if ((events & EPOLLIN) && conn_silent_too_long(conn, kvx_now_ns())) {
+        /* We were stopped (or starved) past the limit: the peer has given
+         * up on this link, so what waits in the socket must not land. */
+        kvx_warn("tcp: link with %s silent for longer than its limit; closing it unread",
+                 conn->peer_name);
+        conn_fail(conn, KVX_ERR_PEER_UNRESPONSIVE, 0);
+        return;
     }
     if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && pthread_mutex_trylock(&conn->rx_lock) == 0) {
         /* If the try fails, a sync caller is reading its own reply. */
@@ -1569,8 +1769,32 @@ static void thread_tick(tcp_thread_t *th, uint64_t now)
         for (kvx_tp_op_t *op = conn->ops; op != NULL && !expired; op = op->tp_next) {
             expired = op->deadline_ns <= now;
         }
+        int silent = !expired && !close_req && conn_silent_too_long(conn, now);
+        if (!expired && !close_req && !silent && conn->state == C_READY &&
+            now - conn->last_tx_ns >= KVX_WIRE_KEEPALIVE_MS * 1000000ull) {
+            send_item_t *ka = item_frame(
+                conn->outgoing ? KVX_WIRE_KEEPALIVE : KVX_WIRE_KEEPALIVE_BACK, 0, 0, 0, NULL);
+            if (ka != NULL) {
+                ka->keepalive = 1;
+                conn->last_tx_ns = now; /* one at a time, even while it cannot leave */
+                sq_push(conn, ka);
+                send_item_t *done = NULL;
+                int close_now = 0;
+                if (conn_kick(conn, &done, &close_now) != 0 || close_now) {
+                    shutdown(conn->fd, SHUT_RDWR); /* the next event fails the link */
+                }
+                pthread_mutex_unlock(&conn->lock);
+                items_finish(tp, done);
+                continue;
+            }
+        }
         pthread_mutex_unlock(&conn->lock);
-        if (expired) {
+        if (silent) {
+            kvx_warn("tcp: %s silent for %llu ms; closing the link",
+                     conn->peer_name[0] ? conn->peer_name : "peer",
+                     (unsigned long long)(conn_silence_limit(conn) / 1000000ull));
+            conn_fail(conn, KVX_ERR_PEER_UNRESPONSIVE, 0);
+        } else if (expired) {
             kvx_warn("tcp: %s with %s passed its deadline; closing the link",
                      handshaking ? "handshake" : "request",
                      conn->peer_name[0] ? conn->peer_name : "peer");
@@ -1719,6 +1943,8 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
     tp->listen_fd = -1;
     tp->nthreads = params->io_threads;
     tp->busy_poll_ns = (uint64_t)params->busy_poll_us * 1000ull;
+    tp->peer_timeout_ns =
+        (uint64_t)(params->peer_timeout_ms ? params->peer_timeout_ms : 5000) * 1000000ull;
     tp->threads = calloc(tp->nthreads, sizeof(*tp->threads));
     if (tp->threads == NULL) {
         free(tp);
@@ -1834,6 +2060,8 @@ const kvx_transport_ops_t kvx_tcp_transport = {
     .retain = conn_retain,
     .release = conn_release,
     .submit = tcp_submit,
+    .cancel = tcp_cancel,
+    .peer_instance = tcp_peer_instance,
     .mem_add = tcp_mem_add,
     .mem_remove = tcp_mem_remove,
 };

@@ -81,8 +81,9 @@ typedef struct kvx_tp_upcalls {
 typedef struct kvx_tp_params {
     const kvx_addr_t *listen; /* NULL: client only */
     unsigned io_threads;
-    unsigned busy_poll_us; /* sync callers poll this long before sleeping */
-    uint64_t instance;     /* random id of this engine, to detect self-connects */
+    unsigned busy_poll_us;    /* sync callers poll this long before sleeping */
+    unsigned peer_timeout_ms; /* silence after which a link is dead */
+    uint64_t instance;        /* random id of this engine, to detect self-connects */
 } kvx_tp_params_t;
 
 typedef struct kvx_transport_ops {
@@ -104,6 +105,13 @@ typedef struct kvx_transport_ops {
     void (*release)(kvx_tp_conn_t *conn);
     /* Queue an op; KVX_OK means done() will be called. */
     kvx_status_t (*submit)(kvx_tp_conn_t *conn, kvx_tp_op_t *op);
+    /* Cancel a submitted op. KVX_OK: it has ended (done() was called, here
+     * or before) and none of its bytes moves any more. KVX_INPROGRESS: a
+     * WRITE whose frames began to leave ends with done(KVX_ERR_CANCELED) once
+     * the target acknowledged them; close() the link to give up on that. */
+    kvx_status_t (*cancel)(kvx_tp_conn_t *conn, kvx_tp_op_t *op);
+    /* The remote engine's instance id, from its handshake (0 before). */
+    uint64_t (*peer_instance)(kvx_tp_conn_t *conn);
     /* A registration appears / goes (for paths where peers reach memory
      * without this side's CPU). mem_add returns a handle, 0 for none;
      * mem_remove may refuse with KVX_ERR_BUSY while a peer uses it. */

@@ -75,6 +75,8 @@ size_t kvx_wire_max_body(uint8_t type)
     case KVX_WIRE_WRITE_ACK:
     case KVX_WIRE_NOTIFY_ACK:
     case KVX_WIRE_MEM_QUERY:
+    case KVX_WIRE_KEEPALIVE:
+    case KVX_WIRE_KEEPALIVE_BACK:
         return 0;
     case KVX_WIRE_NOTIFY:
         return KVX_WIRE_NOTIFY_FIXED + KVX_NOTIFY_NAME_MAX + KVX_NOTIFY_MSG_MAX;

@@ -22,6 +22,9 @@
 #define KVX_WIRE_MAX_FRAME_DESCS 4096
 /* Most registrations one MEM_TABLE reports. */
 #define KVX_WIRE_MAX_MEM_ENTRIES 65536
+/* A side that has sent nothing for this long sends a KEEPALIVE frame, so
+ * that its peer can tell a quiet link from a dead one (peer_timeout_ms). */
+#define KVX_WIRE_KEEPALIVE_MS 100
 /* Largest payload of one frame (a sanity bound, 1 TiB). */
 #define KVX_WIRE_MAX_PAYLOAD (1ull << 40)
 
@@ -38,7 +41,9 @@ typedef enum kvx_wire_type {
     KVX_WIRE_MEM_TABLE = 10,
     KVX_WIRE_SHM_OFFER = 11,
     KVX_WIRE_SHM_ACCEPT = 12,
-    KVX_WIRE_TYPE_MAX = 12
+    KVX_WIRE_KEEPALIVE = 13,      /* initiator -> target, no answer */
+    KVX_WIRE_KEEPALIVE_BACK = 14, /* target -> initiator, no answer */
+    KVX_WIRE_TYPE_MAX = 14
 } kvx_wire_type_t;
 
 /* Header flag of READ_REQ/WRITE_REQ: the body starts with a u64 tag, and

@@ -277,7 +277,7 @@ static void test_create_params(void **state)
     p.name = "127.0.0.1";
 
     /* Unknown bits, next to a valid name. */
-    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_BIT(8);
+    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_BIT(9);
     assert_status(kvx_engine_create(&p, &e), KVX_ERR_UNSUPPORTED);
     p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | (1ull << 63);
     assert_status(kvx_engine_create(&p, &e), KVX_ERR_UNSUPPORTED);
@@ -1959,6 +1959,174 @@ static void test_disconnect_cancels_sync(void **state)
     assert_int_equal(test_check(fx->cbuf, 4096, 77, 0), 0);
 }
 
+static void expect_xfer(kvx_engine_h e, kvx_xfer_id_t id, kvx_xfer_state_t want_state,
+                        kvx_status_t want_error)
+{
+    kvx_xfer_state_t xs = KVX_XFER_WAITING;
+    kvx_status_t err = KVX_ERR_INTERNAL;
+    assert_status(kvx_xfer_wait(e, id, 10000, &xs, &err), KVX_OK);
+    assert_int_equal(xs, want_state);
+    assert_status(err, want_error);
+}
+
+/* Cancel of ids that are unknown, finished or reported; works on both paths. */
+static void test_cancel_finished(void **state)
+{
+    fx_t *fx = *state;
+    assert_status(kvx_xfer_cancel(NULL, 1, 0), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_xfer_cancel(fx->client, 12345, 0), KVX_ERR_NOT_FOUND);
+    assert_status(kvx_xfer_cancel(fx->client, 1, -1), KVX_ERR_INVALID_PARAM);
+    kvx_xfer_id_t id;
+    test_fill(fx->sbuf, 4096, 31, 0);
+    assert_status(submit1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, fx->sbuf, 4096, NULL, &id),
+                  KVX_OK);
+    link_barrier(fx); /* finished now, not yet reported */
+    assert_status(kvx_xfer_cancel(fx->client, id, 0), KVX_OK);
+    expect_xfer(fx->client, id, KVX_XFER_COMPLETED, KVX_OK); /* its own state is kept */
+    assert_int_equal(test_check(fx->cbuf, 4096, 31, 0), 0);
+    assert_status(kvx_xfer_cancel(fx->client, id, 0), KVX_ERR_NOT_FOUND);
+}
+
+/* A READ whose reply is held by the relay: cancel ends it at once, and the
+ * reply that comes later does not touch the destination. */
+static void test_cancel_read_in_flight(void **state)
+{
+    TEST_SKIP_OVER_SHM("same-host transfers finish inside submit; nothing is in flight to cancel");
+    fx_t *fx = *state;
+    link_barrier(fx);
+    memset(fx->cbuf, 0xEE, 1 << 20);
+    test_fill(fx->sbuf, 1 << 20, 32, 0);
+    uint64_t seen = proxy_back_bytes(fx->proxy);
+    proxy_ctl(fx->proxy, PX_BACK, 0);
+    kvx_xfer_id_t id;
+    assert_status(
+        submit1(fx->client, fx->remote, KVX_OP_READ, fx->cbuf, fx->sbuf, 1 << 20, NULL, &id),
+        KVX_OK);
+    assert_status(kvx_xfer_cancel(fx->client, id, 5000), KVX_OK);
+    expect_xfer(fx->client, id, KVX_XFER_FAILED, KVX_ERR_CANCELED);
+    proxy_ctl(fx->proxy, 0, 0);
+    proxy_wait_back(fx->proxy, seen); /* the reply is now delivered */
+    link_barrier(fx);                 /* and read past */
+    for (size_t i = 0; i < (1 << 20); i++) {
+        if (fx->cbuf[i] != 0xEE) {
+            fail_msg("byte %zu of a cancelled READ landed", i);
+        }
+    }
+    assert_int_equal(peer_state(fx->client, fx->remote, NULL), KVX_PEER_CONNECTED);
+}
+
+/* WRITEs queued behind 16 MiB that the relay holds: the last one never left,
+ * so cancel ends it at once, the link stays up, and its bytes never land. */
+static void test_cancel_write_unsent(void **state)
+{
+    TEST_SKIP_OVER_SHM("same-host transfers finish inside submit; nothing is queued to cancel");
+    fx_t *fx = *state;
+    const size_t big = (size_t)8 << 20, small_off = big + 4096;
+    link_barrier(fx);
+    memset(fx->sbuf + small_off, 0xEE, 4096);
+    test_fill(fx->cbuf, big, 33, 0);
+    memset(fx->cbuf + small_off, 0x11, 4096);
+    proxy_ctl(fx->proxy, PX_FWD, 0);
+    kvx_xfer_id_t id[3];
+    for (int i = 0; i < 2; i++) {
+        assert_status(
+            submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, fx->sbuf, big, NULL, &id[i]),
+            KVX_OK);
+    }
+    assert_status(submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf + small_off,
+                          fx->sbuf + small_off, 4096, NULL, &id[2]),
+                  KVX_OK);
+    assert_status(kvx_xfer_cancel(fx->client, id[2], 1000), KVX_OK);
+    expect_xfer(fx->client, id[2], KVX_XFER_FAILED, KVX_ERR_CANCELED);
+    proxy_ctl(fx->proxy, 0, 0);
+    expect_xfer(fx->client, id[0], KVX_XFER_COMPLETED, KVX_OK);
+    expect_xfer(fx->client, id[1], KVX_XFER_COMPLETED, KVX_OK);
+    link_barrier(fx);
+    assert_int_equal(test_check(fx->sbuf, big, 33, 0), 0);
+    for (size_t i = 0; i < 4096; i++) {
+        if (fx->sbuf[small_off + i] != 0xEE) {
+            fail_msg("byte %zu of a cancelled WRITE landed", i);
+        }
+    }
+    assert_int_equal(peer_state(fx->client, fx->remote, NULL), KVX_PEER_CONNECTED);
+}
+
+typedef struct resume_later {
+    proxy_t *proxy;
+    unsigned after_ms;
+} resume_later_t;
+
+static void *resume_thread(void *arg)
+{
+    resume_later_t *r = arg;
+    usleep(r->after_ms * 1000);
+    proxy_ctl(r->proxy, 0, 0);
+    return NULL;
+}
+
+/* A WRITE that began to leave: cancel waits for the target to confirm it
+ * (here once the relay resumes), or gives up the link when it cannot. */
+static void test_cancel_write_started(void **state)
+{
+    TEST_SKIP_OVER_SHM("same-host transfers finish inside submit; nothing is in flight to cancel");
+    fx_t *fx = *state;
+    link_barrier(fx);
+    test_fill(fx->cbuf, 1 << 20, 34, 0);
+    proxy_ctl(fx->proxy, PX_FWD, 0);
+    kvx_xfer_id_t id;
+    assert_status(
+        submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, fx->sbuf, 1 << 20, NULL, &id),
+        KVX_OK);
+    resume_later_t r = {fx->proxy, 200};
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, resume_thread, &r), 0);
+    assert_status(kvx_xfer_cancel(fx->client, id, 10000), KVX_OK);
+    pthread_join(tid, NULL);
+    /* It had left whole, so it landed whole; the link is still up. */
+    expect_xfer(fx->client, id, KVX_XFER_FAILED, KVX_ERR_CANCELED);
+    assert_int_equal(test_check(fx->sbuf, 1 << 20, 34, 0), 0);
+    assert_int_equal(peer_state(fx->client, fx->remote, NULL), KVX_PEER_CONNECTED);
+
+    /* No confirmation in time: TIMEOUT, and the link is given up. */
+    proxy_ctl(fx->proxy, PX_FWD, 0);
+    assert_status(
+        submit1(fx->client, fx->remote, KVX_OP_WRITE, fx->cbuf, fx->sbuf, 1 << 20, NULL, &id),
+        KVX_OK);
+    uint64_t t0 = test_now_ms();
+    assert_status(kvx_xfer_cancel(fx->client, id, 300), KVX_ERR_TIMEOUT);
+    if (test_now_ms() - t0 > 3000) {
+        fail_msg("cancel with a 300 ms limit took %llu ms",
+                 (unsigned long long)(test_now_ms() - t0));
+    }
+    expect_xfer(fx->client, id, KVX_XFER_FAILED, KVX_ERR_CANCELED);
+    assert_int_equal(wait_state(fx->client, fx->remote, KVX_PEER_BROKEN, 3000, NULL),
+                     KVX_PEER_BROKEN);
+    proxy_ctl(fx->proxy, 0, 1);
+    assert_status(kvx_engine_connect(fx->client, fx->remote, 5000), KVX_OK);
+    link_barrier(fx);
+}
+
+/* Each link has its own epoch; the remote's instance id stays while it runs. */
+static void test_peer_epoch(void **state)
+{
+    fx_t *fx = *state;
+    uint64_t e1 = 0, i1 = 0, e2 = 0, i2 = 0;
+    assert_status(kvx_engine_peer_epoch(NULL, fx->remote, &e1, &i1), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_peer_epoch(fx->client, NULL, &e1, &i1), KVX_ERR_INVALID_PARAM);
+    assert_status(kvx_engine_peer_epoch(fx->client, "127.0.0.1:1", &e1, &i1),
+                  KVX_ERR_NOT_CONNECTED);
+    assert_status(kvx_engine_peer_epoch(fx->client, fx->remote, &e1, &i1), KVX_OK);
+    assert_true(e1 != 0 && i1 != 0);
+    assert_status(kvx_engine_disconnect(fx->client, fx->remote, 5000), KVX_OK);
+    assert_status(kvx_engine_peer_epoch(fx->client, fx->remote, &e2, &i2), KVX_OK);
+    assert_true(e2 == 0 && i2 == 0);
+    assert_status(kvx_engine_connect(fx->client, fx->remote, 5000), KVX_OK);
+    assert_status(kvx_engine_peer_epoch(fx->client, fx->remote, &e2, &i2), KVX_OK);
+    assert_true(e2 > e1);
+    assert_true(i2 == i1);
+    assert_status(kvx_engine_peer_epoch(fx->client, fx->remote, NULL, NULL), KVX_OK);
+}
+
 /* -------------------------------------------------------- notifications */
 
 static void test_notify_order_and_fetch(void **state)
@@ -2529,6 +2697,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_served_read_busy, setup_relayed, teardown_fx),
         cmocka_unit_test_setup_teardown(test_async_timeout_breaks_link, setup_relayed, teardown_fx),
         cmocka_unit_test_setup_teardown(test_disconnect_cancels_sync, setup_relayed, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_cancel_finished, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_cancel_read_in_flight, setup_relayed, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_cancel_write_unsent, setup_relayed, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_cancel_write_started, setup_relayed, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_peer_epoch, setup_pair, teardown_fx),
         cmocka_unit_test_setup_teardown(test_disconnect_cancels_pending, setup_relayed,
                                         teardown_fx),
         cmocka_unit_test_setup_teardown(test_notify_order_and_fetch, setup_pair, teardown_fx),
