@@ -9,6 +9,7 @@ PACKAGES=(
     cmake
     pkg-config
     libcmocka-dev
+    libssl-dev
     clang
     libclang-rt-14-dev
     clang-format

@@ -64,7 +64,8 @@ enum kvx_engine_param_field {
     KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING = KVX_BIT(5),  /**< max_outstanding */
     KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE = KVX_BIT(6), /**< max_notify_queue */
     KVX_ENGINE_PARAM_FIELD_BUSY_POLL = KVX_BIT(7),        /**< busy_poll_us */
-    KVX_ENGINE_PARAM_FIELD_PEER_TIMEOUT = KVX_BIT(8)      /**< peer_timeout_ms */
+    KVX_ENGINE_PARAM_FIELD_PEER_TIMEOUT = KVX_BIT(8),     /**< peer_timeout_ms */
+    KVX_ENGINE_PARAM_FIELD_AUTH_SECRET = KVX_BIT(9)       /**< auth_secret, auth_secret_len */
 };
 
 /**
@@ -106,6 +107,16 @@ typedef struct kvx_engine_params {
      * the link was declared dead.
      */
     unsigned peer_timeout_ms;
+    /**
+     * A shared secret (16..1024 bytes; copied). Every link to or from this
+     * engine then starts with a challenge-response (HMAC-SHA256 over fresh
+     * nonces, both ways): a remote that does not prove the same secret is
+     * refused before it can touch memory, and so is a remote that does not
+     * ask for it. Links fail with KVX_ERR_AUTH. The secret authenticates the
+     * link; it does not encrypt data.
+     */
+    const void *auth_secret;
+    size_t auth_secret_len;
 } kvx_engine_params_t;
 
 /**

@@ -86,7 +86,8 @@ enum kvx_kv_param_field {
     KVX_KV_PARAM_FIELD_TABLE_CAPACITY = KVX_BIT(8), /**< table_capacity */
     KVX_KV_PARAM_FIELD_IO_THREADS = KVX_BIT(9),     /**< io_threads */
     KVX_KV_PARAM_FIELD_BUSY_POLL = KVX_BIT(10),     /**< busy_poll_us */
-    KVX_KV_PARAM_FIELD_PEER_TIMEOUT = KVX_BIT(11)   /**< peer_timeout_ms */
+    KVX_KV_PARAM_FIELD_PEER_TIMEOUT = KVX_BIT(11),  /**< peer_timeout_ms */
+    KVX_KV_PARAM_FIELD_AUTH_SECRET = KVX_BIT(12)    /**< auth_secret, auth_secret_len */
 };
 
 /** Options of kvx_kv_create(). Fields count only if their bit is set;
@@ -122,6 +123,10 @@ typedef struct kvx_kv_params {
     /** Silence after which a link is declared dead (see
      *  kvx_engine_params_t::peer_timeout_ms; default 5000). */
     unsigned peer_timeout_ms;
+    /** Shared secret of every link (16..1024 bytes, copied; see
+     *  kvx_engine_params_t::auth_secret). Linked instances need the same. */
+    const void *auth_secret;
+    size_t auth_secret_len;
 } kvx_kv_params_t;
 
 /**

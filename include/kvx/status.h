@@ -44,6 +44,7 @@ KVX_BEGIN_DECLS
     X(ERR_REMOTE_FULL, -106, "remote queue is full")                                               \
     X(ERR_VERSION_MISMATCH, -107, "remote speaks an incompatible protocol")                        \
     X(ERR_PEER_UNRESPONSIVE, -108, "remote stopped answering (peer_timeout_ms)")                   \
+    X(ERR_AUTH, -109, "authentication failed: the shared secrets differ or one side has none")     \
     X(ERR_NOT_LINKED, -200, "not linked to that cluster")                                          \
     X(ERR_ALREADY_LINKED, -201, "already linked to that cluster")                                  \
     X(ERR_LINK_EXISTS, -202, "refused while links exist")                                          \

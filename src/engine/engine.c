@@ -13,7 +13,7 @@
      KVX_ENGINE_PARAM_FIELD_CONNECT_TIMEOUT | KVX_ENGINE_PARAM_FIELD_TRANSFER_TIMEOUT |            \
      KVX_ENGINE_PARAM_FIELD_NOTIFY_TIMEOUT | KVX_ENGINE_PARAM_FIELD_MAX_OUTSTANDING |              \
      KVX_ENGINE_PARAM_FIELD_MAX_NOTIFY_QUEUE | KVX_ENGINE_PARAM_FIELD_BUSY_POLL |                  \
-     KVX_ENGINE_PARAM_FIELD_PEER_TIMEOUT)
+     KVX_ENGINE_PARAM_FIELD_PEER_TIMEOUT | KVX_ENGINE_PARAM_FIELD_AUTH_SECRET)
 
 /* Upper bound of every configurable timeout: one hour. */
 #define KVX_TIMEOUT_MAX_MS 3600000u
@@ -96,6 +96,17 @@ kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *
         return status;
     }
 
+    const void *secret = NULL;
+    size_t secret_len = 0;
+    if (params->field_mask & KVX_ENGINE_PARAM_FIELD_AUTH_SECRET) {
+        secret = params->auth_secret;
+        secret_len = params->auth_secret_len;
+        if (secret == NULL || secret_len < 16 || secret_len > 1024) {
+            return KVX_FAIL(KVX_ERR_INVALID_PARAM,
+                            "engine_create: auth_secret must be 16..1024 bytes (got %zu%s)",
+                            secret_len, secret == NULL ? ", NULL" : "");
+        }
+    }
     kvx_engine_t *engine = calloc(1, sizeof(*engine));
     if (engine == NULL) {
         return KVX_FAIL(KVX_ERR_NO_MEMORY, "engine_create: out of memory");
@@ -162,6 +173,8 @@ kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *
         .io_threads = engine->io_threads,
         .busy_poll_us = busy_poll_us,
         .peer_timeout_ms = peer_timeout_ms,
+        .secret = secret,
+        .secret_len = secret_len,
         .instance = engine->instance,
     };
     engine->tp_ops = &kvx_tcp_transport;

@@ -20,7 +20,7 @@
 #include "kv/table.h"
 #include "util/error.h"
 
-#define KVX_KV_PARAM_FIELDS_ALL (KVX_BIT(12) - 1)
+#define KVX_KV_PARAM_FIELDS_ALL (KVX_BIT(13) - 1)
 #define DEFAULT_SYNC_TIMEOUT_MS 10000u
 #define DEFAULT_TABLE_CAPACITY  (1u << 20)
 #define TABLE_READ_TRIES        8
@@ -63,6 +63,8 @@ struct kvx_kv {
     unsigned io_threads;
     unsigned busy_poll_us;
     unsigned peer_timeout_ms;
+    uint8_t *auth_secret; /* a copy, for every engine this instance makes */
+    size_t auth_secret_len;
     int switch_role_enable;
     uint8_t *table;
     size_t table_cap;
@@ -106,6 +108,11 @@ static kvx_status_t make_engine(kvx_kv_h kv, const char *name, kvx_engine_h *eng
         .peer_timeout_ms = kv->peer_timeout_ms,
         .transfer_timeout_ms = kv->sync_timeout_ms,
         .notify_timeout_ms = kv->sync_timeout_ms};
+    if (kv->auth_secret != NULL) {
+        ep.field_mask |= KVX_ENGINE_PARAM_FIELD_AUTH_SECRET;
+        ep.auth_secret = kv->auth_secret;
+        ep.auth_secret_len = kv->auth_secret_len;
+    }
     return kvx_engine_create(&ep, engine_p);
 }
 
@@ -234,9 +241,24 @@ kvx_status_t kvx_kv_create(const kvx_kv_params_t *params, kvx_kv_h *kv_p)
                         timeout);
     }
 
+    if ((mask & KVX_KV_PARAM_FIELD_AUTH_SECRET) &&
+        (params->auth_secret == NULL || params->auth_secret_len < 16 ||
+         params->auth_secret_len > 1024)) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: auth_secret must be 16..1024 bytes");
+    }
+
     kvx_kv_h kv = calloc(1, sizeof(*kv));
     if (kv == NULL) {
         return KVX_FAIL(KVX_ERR_NO_MEMORY, "kv_create: out of memory");
+    }
+    if (mask & KVX_KV_PARAM_FIELD_AUTH_SECRET) {
+        kv->auth_secret = malloc(params->auth_secret_len);
+        if (kv->auth_secret == NULL) {
+            free(kv);
+            return KVX_FAIL(KVX_ERR_NO_MEMORY, "kv_create: out of memory");
+        }
+        memcpy(kv->auth_secret, params->auth_secret, params->auth_secret_len);
+        kv->auth_secret_len = params->auth_secret_len;
     }
     kv->cluster_id = params->cluster_id;
     kv->role = role;
@@ -268,6 +290,7 @@ kvx_status_t kvx_kv_create(const kvx_kv_params_t *params, kvx_kv_h *kv_p)
             kvx_engine_destroy(kv->engine);
         }
         free(kv->table);
+        free(kv->auth_secret);
         pthread_mutex_destroy(&kv->lock);
         pthread_rwlock_destroy(&kv->engine_lock);
         free(kv);
@@ -318,6 +341,10 @@ void kvx_kv_destroy(kvx_kv_h kv)
         cache_free(c);
     }
     free(kv->table);
+    if (kv->auth_secret != NULL) {
+        memset(kv->auth_secret, 0, kv->auth_secret_len);
+        free(kv->auth_secret);
+    }
     pthread_mutex_destroy(&kv->lock);
     pthread_rwlock_destroy(&kv->engine_lock);
     free(kv);

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "device/device_internal.h"
+#include "transport/auth.h"
 #include "transport/shm.h"
 #include "transport/transport.h"
 #include "util/error.h"
@@ -73,6 +74,8 @@ typedef struct frame {
 } frame_t;
 
 enum conn_state { C_CONNECTING, C_HELLO, C_READY, C_CLOSED };
+/* Handshake steps of authentication (both within C_HELLO). */
+enum auth_step { A_NONE, A_WAIT_CHALLENGE, A_WAIT_OK, A_WAIT_PROOF };
 enum recv_stage { R_HDR, R_BODY, R_PAYLOAD };
 
 struct kvx_tp_conn {
@@ -114,8 +117,11 @@ struct kvx_tp_conn {
     kvx_shm_pins_t *pins;  /* target: this link's pins on our slot table */
     int shm_offered;
     int shm_answered;
-    uint64_t peer_instance; /* from HELLO_ACK */
-    void *ppin;             /* target: WRITE_REQ memory pinned */
+    uint64_t peer_instance; /* from HELLO / HELLO_ACK */
+    enum auth_step auth;
+    uint8_t nonce_mine[KVX_WIRE_AUTH_NONCE];
+    uint8_t nonce_peer[KVX_WIRE_AUTH_NONCE];
+    void *ppin; /* target: WRITE_REQ memory pinned */
     kvx_status_t pstatus;
     uint64_t pseq;
     kvx_wire_desc_t *wdescs;
@@ -156,6 +162,8 @@ struct kvx_tp {
     kvx_shm_table_t *shm_table; /* our registrations, for same-host peers */
     uint64_t instance;
     unsigned nthreads;
+    uint8_t *secret; /* shared secret, or NULL: no authentication */
+    size_t secret_len;
     uint64_t busy_poll_ns;    /* sync callers poll for their reply this long */
     uint64_t peer_timeout_ns; /* outgoing links; incoming ones get half */
     tcp_thread_t *threads;
@@ -921,7 +929,7 @@ static int is_request(uint8_t type)
 {
     return type == KVX_WIRE_HELLO || type == KVX_WIRE_READ_REQ || type == KVX_WIRE_WRITE_REQ ||
            type == KVX_WIRE_NOTIFY || type == KVX_WIRE_MEM_QUERY || type == KVX_WIRE_SHM_OFFER ||
-           type == KVX_WIRE_KEEPALIVE;
+           type == KVX_WIRE_KEEPALIVE || type == KVX_WIRE_AUTH_PROOF;
 }
 /* Target: an initiator on this host asks for the same-host path. */
 static int handle_shm_offer(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
@@ -1027,11 +1035,93 @@ static int handle_shm_accept(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, con
     return link_ready(conn);
 }
 
+/* Target: the handshake (and authentication, if any) is done. */
+static void target_link_ready(kvx_tp_conn_t *conn)
+{
+    pthread_mutex_lock(&conn->lock);
+    conn->state = C_READY;
+    conn_mark_live(conn);
+    pthread_mutex_unlock(&conn->lock);
+    conn->tp->up.incoming_event(conn->tp->up.ctx, 1);
+    kvx_debug("tcp: accepted link from %s", conn->peer_name);
+}
+
+/* Target with a secret: HELLO_ACK (flagged) and a challenge. */
+static int send_challenge(kvx_tp_conn_t *conn, send_item_t *hello_ack, uint64_t seq)
+{
+    kvx_wire_hdr_t ack = {.type = KVX_WIRE_HELLO_ACK,
+                          .flags = KVX_WIRE_FLAG_AUTH,
+                          .seq = seq,
+                          .body_len = hello_ack->iov[0].iov_len - KVX_WIRE_HDR_SIZE};
+    kvx_wire_encode_hdr(hello_ack->iov[0].iov_base, &ack);
+    uint8_t *out;
+    send_item_t *challenge = item_frame(KVX_WIRE_AUTH_CHALLENGE, 0, seq, KVX_WIRE_AUTH_NONCE, &out);
+    if (challenge == NULL || kvx_auth_nonce(conn->nonce_mine) != KVX_OK) {
+        free(challenge);
+        free(hello_ack);
+        return -1;
+    }
+    memcpy(out, conn->nonce_mine, KVX_WIRE_AUTH_NONCE);
+    conn->auth = A_WAIT_PROOF;
+    pthread_mutex_lock(&conn->lock);
+    sq_push(conn, hello_ack);
+    pthread_mutex_unlock(&conn->lock);
+    return conn_reply(conn, challenge);
+}
+
+/* Target: the initiator's proof. A wrong one is answered with a refusal
+ * and the link is closed; the initiator learns nothing about the secret. */
+static int handle_auth_proof(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
+{
+    kvx_tp_t *tp = conn->tp;
+    if (kvx_wire_check_auth(hdr->type, hdr->status, hdr->body_len) != KVX_OK) {
+        kvx_warn("tcp: bad proof from %s: %s", conn->peer_name, kvx_last_error());
+        return -1;
+    }
+    memcpy(conn->nonce_peer, body, KVX_WIRE_AUTH_NONCE);
+    uint8_t want[KVX_WIRE_AUTH_MAC], mine[KVX_WIRE_AUTH_MAC];
+    if (kvx_auth_mac(tp->secret, tp->secret_len, KVX_AUTH_INITIATOR, conn->nonce_mine,
+                     conn->nonce_peer, conn->peer_instance, tp->instance, want) != KVX_OK) {
+        return -1;
+    }
+    if (!kvx_auth_equal(want, body + KVX_WIRE_AUTH_NONCE)) {
+        kvx_warn("tcp: %s failed authentication (another secret, or none); closing",
+                 conn->peer_name);
+        send_item_t *no = item_frame(KVX_WIRE_AUTH_OK, KVX_ERR_AUTH, hdr->seq, 0, NULL);
+        if (no == NULL) {
+            return -1;
+        }
+        no->close_after = 1;
+        conn->auth = A_NONE;
+        conn_reply(conn, no);
+        return -1;
+    }
+    uint8_t *out;
+    send_item_t *ok = item_frame(KVX_WIRE_AUTH_OK, 0, hdr->seq, KVX_WIRE_AUTH_MAC, &out);
+    if (ok == NULL ||
+        kvx_auth_mac(tp->secret, tp->secret_len, KVX_AUTH_TARGET, conn->nonce_peer,
+                     conn->nonce_mine, tp->instance, conn->peer_instance, mine) != KVX_OK) {
+        free(ok);
+        return -1;
+    }
+    memcpy(out, mine, KVX_WIRE_AUTH_MAC);
+    conn->auth = A_NONE;
+    target_link_ready(conn);
+    return conn_reply(conn, ok);
+}
+
 /* A full request frame on an incoming connection (target side). */
 static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
 {
     kvx_tp_t *tp = conn->tp;
     kvx_status_t status;
+    if (conn->state == C_HELLO && conn->auth == A_WAIT_PROOF) {
+        if (hdr->type != KVX_WIRE_AUTH_PROOF) {
+            kvx_warn("tcp: peer sent frame type %u instead of its proof; closing", hdr->type);
+            return -1;
+        }
+        return handle_auth_proof(conn, hdr, body);
+    }
     if (conn->state == C_HELLO) {
         if (hdr->type != KVX_WIRE_HELLO) {
             kvx_warn("tcp: peer sent frame type %u before hello; closing", hdr->type);
@@ -1043,6 +1133,7 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
             kvx_warn("tcp: bad hello: %s", kvx_last_error());
             return -1;
         }
+        conn->peer_instance = instance;
         char name[KVX_ENGINE_NAME_MAX];
         kvx_addr_format(&tp->bound, name, sizeof(name));
         size_t name_len = strlen(name);
@@ -1056,13 +1147,10 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
         kvx_wire_encode_hello(out, tp->instance, name, name_len);
         if (self) {
             item->close_after = 1;
+        } else if (tp->secret != NULL) {
+            return send_challenge(conn, item, hdr->seq);
         } else {
-            pthread_mutex_lock(&conn->lock);
-            conn->state = C_READY;
-            conn_mark_live(conn);
-            pthread_mutex_unlock(&conn->lock);
-            tp->up.incoming_event(tp->up.ctx, 1);
-            kvx_debug("tcp: %s accepted link from %s", name, conn->peer_name);
+            target_link_ready(conn);
         }
         return conn_reply(conn, item);
     }
@@ -1155,13 +1243,56 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
 }
 
 /* A full response frame on an outgoing connection (initiator side). */
+/* Initiator: the target's challenge, then its verdict and own proof. */
+static int handle_auth_reply(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
+{
+    kvx_tp_t *tp = conn->tp;
+    int challenge = hdr->type == KVX_WIRE_AUTH_CHALLENGE;
+    if (conn->state != C_HELLO || conn->auth != (challenge ? A_WAIT_CHALLENGE : A_WAIT_OK) ||
+        kvx_wire_check_auth(hdr->type, hdr->status, hdr->body_len) != KVX_OK) {
+        kvx_warn("tcp: unexpected or bad authentication frame from %s", conn->peer_name);
+        return -1;
+    }
+    if (challenge) {
+        memcpy(conn->nonce_peer, body, KVX_WIRE_AUTH_NONCE);
+        uint8_t *out;
+        send_item_t *proof = item_frame(KVX_WIRE_AUTH_PROOF, 0, hdr->seq,
+                                        KVX_WIRE_AUTH_NONCE + KVX_WIRE_AUTH_MAC, &out);
+        if (proof == NULL || kvx_auth_nonce(conn->nonce_mine) != KVX_OK ||
+            kvx_auth_mac(tp->secret, tp->secret_len, KVX_AUTH_INITIATOR, conn->nonce_peer,
+                         conn->nonce_mine, tp->instance, conn->peer_instance,
+                         out + KVX_WIRE_AUTH_NONCE) != KVX_OK) {
+            free(proof);
+            return -1;
+        }
+        memcpy(out, conn->nonce_mine, KVX_WIRE_AUTH_NONCE);
+        conn->auth = A_WAIT_OK;
+        return conn_reply(conn, proof);
+    }
+    uint8_t want[KVX_WIRE_AUTH_MAC];
+    if (hdr->status != KVX_OK) {
+        kvx_warn("tcp: %s refused our proof: the shared secrets differ", conn->peer_name);
+        conn_fail(conn, KVX_ERR_AUTH, 0);
+        return 1;
+    }
+    if (kvx_auth_mac(tp->secret, tp->secret_len, KVX_AUTH_TARGET, conn->nonce_mine,
+                     conn->nonce_peer, conn->peer_instance, tp->instance, want) != KVX_OK ||
+        !kvx_auth_equal(want, body)) {
+        kvx_warn("tcp: %s could not prove the shared secret; refusing the link", conn->peer_name);
+        conn_fail(conn, KVX_ERR_AUTH, 0);
+        return 1;
+    }
+    conn->auth = A_NONE;
+    return link_ready(conn);
+}
+
 static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
 {
     kvx_tp_t *tp = conn->tp;
     kvx_status_t status;
     if (hdr->type == KVX_WIRE_HELLO_ACK) {
         pthread_mutex_lock(&conn->lock);
-        int expected = conn->state == C_HELLO && !conn->shm_offered;
+        int expected = conn->state == C_HELLO && !conn->shm_offered && conn->auth == A_NONE;
         pthread_mutex_unlock(&conn->lock);
         uint64_t instance;
         char name[KVX_ENGINE_NAME_MAX];
@@ -1184,7 +1315,22 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
         }
         memcpy(conn->peer_name, name, sizeof(name));
         conn->peer_instance = instance;
+        int asked = (hdr->flags & KVX_WIRE_FLAG_AUTH) != 0;
+        if (asked != (tp->secret != NULL)) {
+            kvx_warn("tcp: %s %s; refusing the link", conn->peer_name,
+                     asked ? "requires a shared secret and this engine has none"
+                           : "does not authenticate, and this engine requires it");
+            conn_fail(conn, KVX_ERR_AUTH, 0);
+            return 1;
+        }
+        if (asked) {
+            conn->auth = A_WAIT_CHALLENGE;
+            return 0;
+        }
         return link_ready(conn);
+    }
+    if (hdr->type == KVX_WIRE_AUTH_CHALLENGE || hdr->type == KVX_WIRE_AUTH_OK) {
+        return handle_auth_reply(conn, hdr, body);
     }
     if (hdr->type == KVX_WIRE_SHM_ACCEPT) {
         return handle_shm_accept(conn, hdr, body);
@@ -1940,6 +2086,16 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
         /* Peers then cannot reach us that way; we can still reach them. */
         kvx_warn("tcp: same-host peers will use tcp to reach this engine: %s", kvx_last_error());
     }
+    if (params->secret != NULL) {
+        tp->secret = malloc(params->secret_len);
+        if (tp->secret == NULL) {
+            kvx_shm_table_destroy(tp->shm_table);
+            free(tp);
+            return KVX_FAIL(KVX_ERR_NO_MEMORY, "tcp: out of memory");
+        }
+        memcpy(tp->secret, params->secret, params->secret_len);
+        tp->secret_len = params->secret_len;
+    }
     tp->listen_fd = -1;
     tp->nthreads = params->io_threads;
     tp->busy_poll_ns = (uint64_t)params->busy_poll_us * 1000ull;
@@ -1947,6 +2103,8 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
         (uint64_t)(params->peer_timeout_ms ? params->peer_timeout_ms : 5000) * 1000000ull;
     tp->threads = calloc(tp->nthreads, sizeof(*tp->threads));
     if (tp->threads == NULL) {
+        kvx_shm_table_destroy(tp->shm_table);
+        free(tp->secret);
         free(tp);
         return KVX_FAIL(KVX_ERR_NO_MEMORY, "tcp: out of memory");
     }
@@ -1957,6 +2115,7 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
     kvx_status_t status = KVX_OK;
     if (params->listen != NULL && (status = listen_on(tp, params->listen)) != KVX_OK) {
         kvx_shm_table_destroy(tp->shm_table);
+        free(tp->secret);
         free(tp->threads);
         free(tp);
         return status;
@@ -2019,6 +2178,8 @@ static void tcp_destroy(kvx_tp_t *tp)
         pthread_mutex_destroy(&th->cmd_lock);
     }
     kvx_shm_table_destroy(tp->shm_table);
+    kvx_auth_erase(tp->secret, tp->secret_len);
+    free(tp->secret);
     free(tp->threads);
     free(tp);
 }

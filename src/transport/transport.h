@@ -83,7 +83,9 @@ typedef struct kvx_tp_params {
     unsigned io_threads;
     unsigned busy_poll_us;    /* sync callers poll this long before sleeping */
     unsigned peer_timeout_ms; /* silence after which a link is dead */
-    uint64_t instance;        /* random id of this engine, to detect self-connects */
+    const void *secret;       /* shared secret (copied), or NULL */
+    size_t secret_len;
+    uint64_t instance; /* random id of this engine, to detect self-connects */
 } kvx_tp_params_t;
 
 typedef struct kvx_transport_ops {

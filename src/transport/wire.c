@@ -78,6 +78,11 @@ size_t kvx_wire_max_body(uint8_t type)
     case KVX_WIRE_KEEPALIVE:
     case KVX_WIRE_KEEPALIVE_BACK:
         return 0;
+    case KVX_WIRE_AUTH_CHALLENGE:
+    case KVX_WIRE_AUTH_OK:
+        return KVX_WIRE_AUTH_NONCE;
+    case KVX_WIRE_AUTH_PROOF:
+        return KVX_WIRE_AUTH_NONCE + KVX_WIRE_AUTH_MAC;
     case KVX_WIRE_NOTIFY:
         return KVX_WIRE_NOTIFY_FIXED + KVX_NOTIFY_NAME_MAX + KVX_NOTIFY_MSG_MAX;
     case KVX_WIRE_MEM_TABLE:
@@ -110,8 +115,9 @@ kvx_status_t kvx_wire_decode_hdr(const uint8_t *buf, size_t len, kvx_wire_hdr_t 
         return KVX_FAIL(KVX_ERR_PROTOCOL, "unknown frame type %u", type);
     }
     uint16_t flags = get_u16(buf + 6);
-    uint16_t allowed =
-        (type == KVX_WIRE_READ_REQ || type == KVX_WIRE_WRITE_REQ) ? KVX_WIRE_FLAG_TAG : 0;
+    uint16_t allowed = (type == KVX_WIRE_READ_REQ || type == KVX_WIRE_WRITE_REQ) ? KVX_WIRE_FLAG_TAG
+                       : (type == KVX_WIRE_HELLO_ACK) ? KVX_WIRE_FLAG_AUTH
+                                                      : 0;
     if ((flags & ~allowed) != 0 || get_u32(buf + 12) != 0) {
         return KVX_FAIL(KVX_ERR_PROTOCOL, "frame type %u: reserved bits set", type);
     }
@@ -396,5 +402,28 @@ kvx_status_t kvx_wire_decode_mem_table(const uint8_t *body, size_t len,
         }
     }
     *count_p = count;
+    return KVX_OK;
+}
+
+kvx_status_t kvx_wire_check_auth(uint8_t type, int32_t status, size_t len)
+{
+    size_t want = 0;
+    switch (type) {
+    case KVX_WIRE_AUTH_CHALLENGE:
+        want = KVX_WIRE_AUTH_NONCE;
+        break;
+    case KVX_WIRE_AUTH_PROOF:
+        want = KVX_WIRE_AUTH_NONCE + KVX_WIRE_AUTH_MAC;
+        break;
+    case KVX_WIRE_AUTH_OK:
+        want = status == 0 ? KVX_WIRE_AUTH_MAC : 0;
+        break;
+    default:
+        return KVX_FAIL(KVX_ERR_PROTOCOL, "frame type %u is not an authentication frame", type);
+    }
+    if (len != want) {
+        return KVX_FAIL(KVX_ERR_PROTOCOL, "auth frame type %u: body of %zu bytes, expected %zu",
+                        type, len, want);
+    }
     return KVX_OK;
 }

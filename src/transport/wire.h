@@ -43,12 +43,18 @@ typedef enum kvx_wire_type {
     KVX_WIRE_SHM_ACCEPT = 12,
     KVX_WIRE_KEEPALIVE = 13,      /* initiator -> target, no answer */
     KVX_WIRE_KEEPALIVE_BACK = 14, /* target -> initiator, no answer */
-    KVX_WIRE_TYPE_MAX = 14
+    KVX_WIRE_AUTH_CHALLENGE = 15, /* target -> initiator: nonce */
+    KVX_WIRE_AUTH_PROOF = 16,     /* initiator -> target: nonce, mac */
+    KVX_WIRE_AUTH_OK = 17,        /* target -> initiator: mac, or a refusal */
+    KVX_WIRE_TYPE_MAX = 17
 } kvx_wire_type_t;
 
 /* Header flag of READ_REQ/WRITE_REQ: the body starts with a u64 tag, and
  * every range must lie in registrations carrying that tag. */
 #define KVX_WIRE_FLAG_TAG 0x1
+/* Header flag of HELLO_ACK: the target holds a shared secret, and an
+ * AUTH_CHALLENGE follows; the link is usable only after AUTH_OK. */
+#define KVX_WIRE_FLAG_AUTH 0x4
 
 typedef struct kvx_wire_hdr {
     uint8_t type;
@@ -138,6 +144,15 @@ typedef struct kvx_wire_shm {
 void kvx_wire_encode_shm(uint8_t *out, uint8_t type, const kvx_wire_shm_t *shm);
 kvx_status_t kvx_wire_decode_shm(const uint8_t *body, size_t len, uint8_t type,
                                  kvx_wire_shm_t *shm);
+
+/* Authentication (docs/protocol.md): CHALLENGE body = 32-byte nonce;
+ * PROOF body = 32-byte nonce, 32-byte HMAC-SHA256; AUTH_OK body = 32-byte
+ * HMAC-SHA256, or empty with a non-OK status. */
+#define KVX_WIRE_AUTH_NONCE 32
+#define KVX_WIRE_AUTH_MAC   32
+
+/* Checks the body size of an AUTH_* frame of @p type and @p status. */
+kvx_status_t kvx_wire_check_auth(uint8_t type, int32_t status, size_t len);
 
 /* MEM_TABLE body: u32 count, u32 0, count x 32-byte entries */
 size_t kvx_wire_mem_table_size(uint32_t count);

@@ -40,6 +40,7 @@
 
 #include "harness.h"
 #include "relay.h"
+#include "transport/wire.h"
 
 /* Fails with both status names and kvx_last_error() of the failed call. */
 #define assert_status(expr, expected)                                                              \
@@ -277,7 +278,7 @@ static void test_create_params(void **state)
     p.name = "127.0.0.1";
 
     /* Unknown bits, next to a valid name. */
-    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_BIT(9);
+    p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | KVX_BIT(10);
     assert_status(kvx_engine_create(&p, &e), KVX_ERR_UNSUPPORTED);
     p.field_mask = KVX_ENGINE_PARAM_FIELD_NAME | (1ull << 63);
     assert_status(kvx_engine_create(&p, &e), KVX_ERR_UNSUPPORTED);
@@ -2106,6 +2107,158 @@ static void test_cancel_write_started(void **state)
     link_barrier(fx);
 }
 
+static kvx_engine_h engine_with_secret(const char *name, const char *secret)
+{
+    kvx_engine_params_t p = {.field_mask = KVX_ENGINE_PARAM_FIELD_NAME, .name = name};
+    if (secret != NULL) {
+        p.field_mask |= KVX_ENGINE_PARAM_FIELD_AUTH_SECRET;
+        p.auth_secret = secret;
+        p.auth_secret_len = strlen(secret);
+    }
+    kvx_engine_h e = NULL;
+    assert_status(kvx_engine_create(&p, &e), KVX_OK);
+    return e;
+}
+
+/* Links between engines with a shared secret: the same secret links; another
+ * one, or none on either side, is refused with KVX_ERR_AUTH and the target
+ * counts no link; the good link moves data (over tcp or the same-host path). */
+static void test_auth_secret(void **state)
+{
+    (void)state;
+    const char *good = "correct horse battery staple";
+    const char *bad = "correct horse battery stapler";
+    kvx_engine_params_t p = {.field_mask =
+                                 KVX_ENGINE_PARAM_FIELD_NAME | KVX_ENGINE_PARAM_FIELD_AUTH_SECRET,
+                             .name = "127.0.0.1",
+                             .auth_secret = "short",
+                             .auth_secret_len = 5};
+    kvx_engine_h e = NULL;
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_INVALID_PARAM);
+    p.auth_secret = NULL;
+    p.auth_secret_len = 32;
+    assert_status(kvx_engine_create(&p, &e), KVX_ERR_INVALID_PARAM);
+    assert_null(e);
+
+    kvx_engine_h server = engine_with_secret("127.0.0.1:0", good);
+    kvx_engine_h open_server = engine_with_secret("127.0.0.1:0", NULL);
+    kvx_engine_h c_good = engine_with_secret("127.0.0.1", good);
+    kvx_engine_h c_bad = engine_with_secret("127.0.0.1", bad);
+    kvx_engine_h c_none = engine_with_secret("127.0.0.1", NULL);
+    const char *sname = kvx_engine_name(server);
+
+    assert_status(kvx_engine_connect(c_bad, sname, 5000), KVX_ERR_AUTH);
+    assert_status(kvx_engine_connect(c_none, sname, 5000), KVX_ERR_AUTH);
+    assert_status(kvx_engine_connect(c_good, kvx_engine_name(open_server), 5000), KVX_ERR_AUTH);
+    size_t links = 99;
+    assert_status(kvx_engine_incoming_links(server, &links), KVX_OK);
+    assert_int_equal(links, 0);
+    /* An open target cannot know the initiator wants a secret: it counted
+     * the link until the initiator hung up. */
+    uint64_t t0 = test_now_ms();
+    do {
+        assert_status(kvx_engine_incoming_links(open_server, &links), KVX_OK);
+    } while (links != 0 && test_now_ms() - t0 < 3000 && usleep(1000) == 0);
+    assert_int_equal(links, 0);
+
+    assert_status(kvx_engine_connect(c_good, sname, 5000), KVX_OK);
+    uint8_t *sbuf = calloc(1, 65536), *cbuf = calloc(1, 65536);
+    assert_non_null(sbuf);
+    assert_non_null(cbuf);
+    kvx_mem_h sm = reg_ok(server, sbuf, 65536), cm = reg_ok(c_good, cbuf, 65536);
+    test_fill(sbuf, 65536, 41, 0);
+    assert_status(xfer1(c_good, sname, KVX_OP_READ, cbuf, sbuf, 65536), KVX_OK);
+    assert_int_equal(test_check(cbuf, 65536, 41, 0), 0);
+    assert_status(kvx_notify_send(c_good, sname, "authed", NULL, 0, 0), KVX_OK);
+    assert_status(kvx_engine_incoming_links(server, &links), KVX_OK);
+    assert_int_equal(links, 1);
+
+    assert_status(kvx_mem_deregister(c_good, cm), KVX_OK);
+    assert_status(kvx_mem_deregister(server, sm), KVX_OK);
+    kvx_engine_destroy(c_good);
+    kvx_engine_destroy(c_bad);
+    kvx_engine_destroy(c_none);
+    kvx_engine_destroy(open_server);
+    kvx_engine_destroy(server);
+    free(sbuf);
+    free(cbuf);
+}
+
+/* Blocking helpers for a raw peer: whole frames, bounded by 5 s. */
+static void raw_send_frame(int fd, uint8_t type, uint64_t seq, const void *body, size_t len)
+{
+    uint8_t buf[KVX_WIRE_HDR_SIZE + 256];
+    kvx_wire_hdr_t h = {.type = type, .seq = seq, .body_len = len};
+    kvx_wire_encode_hdr(buf, &h);
+    memcpy(buf + KVX_WIRE_HDR_SIZE, body, len);
+    assert_int_equal(send(fd, buf, KVX_WIRE_HDR_SIZE + len, MSG_NOSIGNAL),
+                     (ssize_t)(KVX_WIRE_HDR_SIZE + len));
+}
+
+/* 1: a frame (keepalives skipped), 0: the peer closed. */
+static int raw_read_frame(int fd, kvx_wire_hdr_t *h, uint8_t *body, size_t cap)
+{
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    for (;;) {
+        uint8_t hb[KVX_WIRE_HDR_SIZE];
+        ssize_t n = recv(fd, hb, sizeof(hb), MSG_WAITALL);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+            return 0;
+        }
+        assert_int_equal(n, (ssize_t)sizeof(hb));
+        assert_status(kvx_wire_decode_hdr(hb, sizeof(hb), h), KVX_OK);
+        assert_true(h->body_len <= cap);
+        if (h->body_len > 0) {
+            assert_int_equal(recv(fd, body, h->body_len, MSG_WAITALL), (ssize_t)h->body_len);
+        }
+        if (h->type != KVX_WIRE_KEEPALIVE_BACK) {
+            return 1;
+        }
+    }
+}
+
+/* A target with a secret, seen from a raw peer: it challenges, refuses a
+ * wrong proof with KVX_ERR_AUTH and closes, closes on anything but a proof,
+ * and counts no link either way. */
+static void test_auth_raw_refused(void **state)
+{
+    (void)state;
+    kvx_engine_h server = engine_with_secret("127.0.0.1:0", "a secret of thirty-two bytes....");
+    const char *sname = kvx_engine_name(server);
+    int port = atoi(strrchr(sname, ':') + 1);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fd = connect_loopback(port);
+        assert_true(fd >= 0);
+        uint8_t body[256];
+        kvx_wire_encode_hello(body, 0x1234, "raw", 3);
+        raw_send_frame(fd, KVX_WIRE_HELLO, 1, body, kvx_wire_hello_size(3));
+        kvx_wire_hdr_t h;
+        assert_int_equal(raw_read_frame(fd, &h, body, sizeof(body)), 1);
+        assert_int_equal(h.type, KVX_WIRE_HELLO_ACK);
+        assert_true(h.flags & KVX_WIRE_FLAG_AUTH);
+        assert_int_equal(raw_read_frame(fd, &h, body, sizeof(body)), 1);
+        assert_int_equal(h.type, KVX_WIRE_AUTH_CHALLENGE);
+        assert_int_equal(h.body_len, KVX_WIRE_AUTH_NONCE);
+        if (attempt == 0) {
+            uint8_t proof[KVX_WIRE_AUTH_NONCE + KVX_WIRE_AUTH_MAC];
+            memset(proof, 0x5a, sizeof(proof)); /* a guess */
+            raw_send_frame(fd, KVX_WIRE_AUTH_PROOF, 2, proof, sizeof(proof));
+            assert_int_equal(raw_read_frame(fd, &h, body, sizeof(body)), 1);
+            assert_int_equal(h.type, KVX_WIRE_AUTH_OK);
+            assert_status(h.status, KVX_ERR_AUTH);
+        } else {
+            raw_send_frame(fd, KVX_WIRE_MEM_QUERY, 2, NULL, 0); /* skip the proof */
+        }
+        assert_int_equal(raw_read_frame(fd, &h, body, sizeof(body)), 0);
+        close(fd);
+        size_t links = 99;
+        assert_status(kvx_engine_incoming_links(server, &links), KVX_OK);
+        assert_int_equal(links, 0);
+    }
+    kvx_engine_destroy(server);
+}
+
 /* Each link has its own epoch; the remote's instance id stays while it runs. */
 static void test_peer_epoch(void **state)
 {
@@ -2702,6 +2855,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_write_unsent, setup_relayed, teardown_fx),
         cmocka_unit_test_setup_teardown(test_cancel_write_started, setup_relayed, teardown_fx),
         cmocka_unit_test_setup_teardown(test_peer_epoch, setup_pair, teardown_fx),
+        cmocka_unit_test(test_auth_secret),
+        cmocka_unit_test(test_auth_raw_refused),
         cmocka_unit_test_setup_teardown(test_disconnect_cancels_pending, setup_relayed,
                                         teardown_fx),
         cmocka_unit_test_setup_teardown(test_notify_order_and_fetch, setup_pair, teardown_fx),

@@ -824,7 +824,7 @@ static void test_set_role_disabled(void **state)
 static void test_unknown_field_bits(void **state)
 {
     fx_t *f = *state;
-    const uint64_t bits[] = {KVX_BIT(12), KVX_BIT(31), KVX_BIT(63)};
+    const uint64_t bits[] = {KVX_BIT(13), KVX_BIT(31), KVX_BIT(63)};
     for (size_t i = 0; i < 3; i++) {
         kvx_kv_params_t p = {.field_mask = KVX_KV_PARAM_FIELD_CLUSTER_ID | bits[i],
                              .cluster_id = 9};
