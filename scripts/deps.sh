@@ -10,6 +10,7 @@ PACKAGES=(
     pkg-config
     libcmocka-dev
     libssl-dev
+    libxxhash-dev
     clang
     libclang-rt-14-dev
     clang-format

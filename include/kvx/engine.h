@@ -315,9 +315,10 @@ typedef struct kvx_xfer_desc {
 #define KVX_XFER_MAX_DESCS (1u << 20)
 
 enum kvx_xfer_param_field {
-    KVX_XFER_PARAM_FIELD_TIMEOUT = KVX_BIT(0),   /**< timeout_ms */
-    KVX_XFER_PARAM_FIELD_USER_DATA = KVX_BIT(1), /**< user_data */
-    KVX_XFER_PARAM_FIELD_REMOTE_TAG = KVX_BIT(2) /**< remote_tag */
+    KVX_XFER_PARAM_FIELD_TIMEOUT = KVX_BIT(0),    /**< timeout_ms */
+    KVX_XFER_PARAM_FIELD_USER_DATA = KVX_BIT(1),  /**< user_data */
+    KVX_XFER_PARAM_FIELD_REMOTE_TAG = KVX_BIT(2), /**< remote_tag */
+    KVX_XFER_PARAM_FIELD_CHECKSUM = KVX_BIT(3)    /**< checksum */
 };
 
 /** Optional per-transfer parameters (NULL = all defaults). */
@@ -332,6 +333,16 @@ typedef struct kvx_xfer_params {
      *  "the memory registered as X", so memory re-registered for something
      *  else in between is never touched. */
     uint64_t remote_tag;
+    /**
+     * Non-zero: check the data end to end. The side that holds the source
+     * hashes it (xxHash XXH3-64) as it sends, the destination hashes what
+     * it received, and a difference fails the transfer with KVX_ERR_CHECKSUM
+     * (the destination then holds bytes that must not be used; the link
+     * stays up). Costs one extra read of the data on each side. On the
+     * same host such transfers go over the socket, so that a second party
+     * checks the copy.
+     */
+    int checksum;
 } kvx_xfer_params_t;
 
 /** Where an asynchronous transfer stands. */

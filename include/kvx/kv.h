@@ -245,7 +245,8 @@ enum kvx_kv_xfer_field {
     KVX_KV_XFER_FIELD_LAYERS = KVX_BIT(0),            /**< src/dst layer ranges */
     KVX_KV_XFER_FIELD_TENSORS_PER_LAYER = KVX_BIT(1), /**< tensors_per_layer */
     KVX_KV_XFER_FIELD_SIZE = KVX_BIT(2),              /**< size (contiguous calls) */
-    KVX_KV_XFER_FIELD_TIMEOUT = KVX_BIT(3)            /**< timeout_ms */
+    KVX_KV_XFER_FIELD_TIMEOUT = KVX_BIT(3),           /**< timeout_ms */
+    KVX_KV_XFER_FIELD_CHECKSUM = KVX_BIT(4)           /**< checksum */
 };
 
 /** Options of a transfer or copy (NULL: whole entries, all tensors). */
@@ -264,6 +265,10 @@ typedef struct kvx_kv_xfer_params {
     uint64_t size;
     /** Deadline (default the instance's sync_timeout_ms). */
     int timeout_ms;
+    /** Non-zero: pulls and pushes check their data end to end and fail with
+     *  KVX_ERR_CHECKSUM on a difference (see kvx_xfer_params_t::checksum);
+     *  local copies ignore it. */
+    int checksum;
 } kvx_kv_xfer_params_t;
 
 /** Copy entry src->batch_index of a remote cache into entry @p batch_index

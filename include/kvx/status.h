@@ -45,6 +45,7 @@ KVX_BEGIN_DECLS
     X(ERR_VERSION_MISMATCH, -107, "remote speaks an incompatible protocol")                        \
     X(ERR_PEER_UNRESPONSIVE, -108, "remote stopped answering (peer_timeout_ms)")                   \
     X(ERR_AUTH, -109, "authentication failed: the shared secrets differ or one side has none")     \
+    X(ERR_CHECKSUM, -110, "data changed between source and destination (checksum mismatch)")       \
     X(ERR_NOT_LINKED, -200, "not linked to that cluster")                                          \
     X(ERR_ALREADY_LINKED, -201, "already linked to that cluster")                                  \
     X(ERR_LINK_EXISTS, -202, "refused while links exist")                                          \

@@ -241,15 +241,26 @@ static const host_alloc_t *find_containing_locked(uintptr_t addr)
     return (addr - alloc->base < alloc->len) ? alloc : NULL;
 }
 
-/* Checks that [ptr, ptr+size) lies inside one allocation of @p device, or of
- * any device if @p device is -1. The caller has ruled out address wrap. */
+/* @p device of check_range_locked(): memory of any device. kvx_host_malloc()
+ * memory is recorded with device -1: it is host memory, not of any device. */
+#define ANY_DEVICE (-2)
+
+/* Checks that [ptr, ptr+size) lies inside one allocation of @p device (-1:
+ * one from kvx_host_malloc), or of any device if @p device is ANY_DEVICE.
+ * The caller has ruled out address wrap. */
 static kvx_status_t check_range_locked(const char *op, const char *role, int device,
                                        const void *ptr, size_t size)
 {
     uintptr_t start = (uintptr_t)ptr;
     const host_alloc_t *alloc = find_containing_locked(start);
+    if (alloc != NULL && device == ANY_DEVICE && alloc->device < 0) {
+        return KVX_FAIL(KVX_ERR_INVALID_ADDRESS,
+                        "%s: %s %p (%zu bytes) is not device memory of any device (it is "
+                        "host memory from kvx_host_malloc)",
+                        op, role, ptr, size);
+    }
     if (alloc == NULL) {
-        if (device < 0) {
+        if (device == ANY_DEVICE) {
             return KVX_FAIL(KVX_ERR_INVALID_ADDRESS,
                             "%s: %s %p (%zu bytes) is not device memory of any device", op, role,
                             ptr, size);
@@ -258,7 +269,7 @@ static kvx_status_t check_range_locked(const char *op, const char *role, int dev
                         "%s: %s %p (%zu bytes) is not memory of device %d (it is host memory)", op,
                         role, ptr, size, device);
     }
-    if (device >= 0 && alloc->device != device) {
+    if (device != ANY_DEVICE && alloc->device != device) {
         return KVX_FAIL(KVX_ERR_INVALID_ADDRESS,
                         "%s: %s %p (%zu bytes) is not memory of device %d (it is in allocation "
                         "%p of device %d)",
@@ -511,7 +522,7 @@ static kvx_status_t host_memcpy(void *dst, const void *src, size_t size, kvx_cop
             status = check_range_locked("kvx_device_memcpy D2D", "destination", device, dst, size);
         }
         if (status == KVX_OK) {
-            status = check_range_locked("kvx_device_memcpy D2D", "source", -1, src, size);
+            status = check_range_locked("kvx_device_memcpy D2D", "source", ANY_DEVICE, src, size);
         }
         break;
     default:

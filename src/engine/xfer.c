@@ -7,7 +7,7 @@
 
 #define KVX_XFER_PARAM_FIELDS_ALL                                                                  \
     (KVX_XFER_PARAM_FIELD_TIMEOUT | KVX_XFER_PARAM_FIELD_USER_DATA |                               \
-     KVX_XFER_PARAM_FIELD_REMOTE_TAG)
+     KVX_XFER_PARAM_FIELD_REMOTE_TAG | KVX_XFER_PARAM_FIELD_CHECKSUM)
 
 kvx_status_t kvx_xfer_engine_init(kvx_engine_t *engine)
 {
@@ -82,7 +82,7 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
     kvx_status_t status;
     unsigned timeout = engine->transfer_timeout_ms;
     void *user_data = NULL;
-    int has_tag = 0;
+    int has_tag = 0, checksum = 0;
     uint64_t tag = 0;
     if (op != KVX_OP_READ && op != KVX_OP_WRITE) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "transfer: unknown op %d", op);
@@ -106,6 +106,9 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
         if (params->field_mask & KVX_XFER_PARAM_FIELD_REMOTE_TAG) {
             has_tag = 1;
             tag = params->remote_tag;
+        }
+        if (params->field_mask & KVX_XFER_PARAM_FIELD_CHECKSUM) {
+            checksum = params->checksum != 0;
         }
     }
     for (size_t i = 0; i < count; i++) {
@@ -146,7 +149,8 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
                              .has_remote_tag = has_tag,
                              .done = xfer_done,
                              .user = xfer,
-                             .caller_waits = !async};
+                             .caller_waits = !async,
+                             .checksum = checksum};
 
     kvx_peer_t *peer;
     kvx_tp_conn_t *conn;

@@ -1077,10 +1077,14 @@ static kvx_status_t remote_xfer_impl(kvx_kv_h kv, const kv_xfer_t *x)
                 }
                 /* The tag makes the target refuse memory that is no longer
                  * this cache's, even if it was registered again since. */
-                kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_TIMEOUT |
-                                                      KVX_XFER_PARAM_FIELD_REMOTE_TAG,
-                                        .timeout_ms = 0,
-                                        .remote_tag = (uint64_t)x->remote->cache_id};
+                kvx_xfer_params_t xp = {
+                    .field_mask = KVX_XFER_PARAM_FIELD_TIMEOUT | KVX_XFER_PARAM_FIELD_REMOTE_TAG |
+                                  KVX_XFER_PARAM_FIELD_CHECKSUM,
+                    .timeout_ms = 0,
+                    .remote_tag = (uint64_t)x->remote->cache_id,
+                    .checksum = x->params != NULL &&
+                                (x->params->field_mask & KVX_KV_XFER_FIELD_CHECKSUM) &&
+                                x->params->checksum != 0};
                 /* One engine transfer: every span checked before any moves. */
                 status = left_ms(deadline, &xp.timeout_ms);
                 if (status == KVX_OK) {

@@ -7,7 +7,7 @@
 
 #define KVX_KV_XFER_FIELDS_ALL                                                                     \
     (KVX_KV_XFER_FIELD_LAYERS | KVX_KV_XFER_FIELD_TENSORS_PER_LAYER | KVX_KV_XFER_FIELD_SIZE |     \
-     KVX_KV_XFER_FIELD_TIMEOUT)
+     KVX_KV_XFER_FIELD_TIMEOUT | KVX_KV_XFER_FIELD_CHECKSUM)
 
 size_t kvx_dtype_size(kvx_dtype_t dtype)
 {

@@ -34,6 +34,7 @@
 
 #include "device/device_internal.h"
 #include "transport/auth.h"
+#include "transport/checksum.h"
 #include "transport/shm.h"
 #include "transport/transport.h"
 #include "util/error.h"
@@ -71,6 +72,8 @@ typedef struct frame {
     size_t first;    /* READ: descriptors op->descs[first .. first+n) */
     size_t n;
     uint64_t payload; /* READ: bytes expected */
+    int checksum;     /* sent with KVX_WIRE_FLAG_CSUM */
+    uint64_t hash;    /* READ: the target's XXH3 of the payload */
 } frame_t;
 
 enum conn_state { C_CONNECTING, C_HELLO, C_READY, C_CLOSED };
@@ -121,7 +124,10 @@ struct kvx_tp_conn {
     enum auth_step auth;
     uint8_t nonce_mine[KVX_WIRE_AUTH_NONCE];
     uint8_t nonce_peer[KVX_WIRE_AUTH_NONCE];
-    void *ppin; /* target: WRITE_REQ memory pinned */
+    void *ppin;      /* target: WRITE_REQ memory pinned */
+    int pcsum;       /* target: the WRITE_REQ carries a checksum */
+    uint32_t pcount; /* ... over wdescs[0 .. pcount) */
+    uint64_t phash;  /* ... this one */
     kvx_status_t pstatus;
     uint64_t pseq;
     kvx_wire_desc_t *wdescs;
@@ -545,7 +551,8 @@ static kvx_status_t queue_op(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
             }
             uint8_t *buf;
             size_t tag_len = op->has_remote_tag ? 8 : 0;
-            size_t body_len = tag_len + kvx_wire_descs_size((uint32_t)n);
+            size_t csum_len = (op->checksum && write) ? 8 : 0;
+            size_t body_len = tag_len + csum_len + kvx_wire_descs_size((uint32_t)n);
             send_item_t *item = item_new(KVX_WIRE_HDR_SIZE + body_len, write ? (int)n : 0, &buf);
             frame_t *fr = calloc(1, sizeof(*fr));
             if (item == NULL || fr == NULL) {
@@ -555,15 +562,21 @@ static kvx_status_t queue_op(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
                 goto fail;
             }
             kvx_wire_hdr_t hdr = {.type = write ? KVX_WIRE_WRITE_REQ : KVX_WIRE_READ_REQ,
-                                  .flags = op->has_remote_tag ? KVX_WIRE_FLAG_TAG : 0,
+                                  .flags = (op->has_remote_tag ? KVX_WIRE_FLAG_TAG : 0) |
+                                           (op->checksum ? KVX_WIRE_FLAG_CSUM : 0),
                                   .seq = seq,
                                   .body_len = body_len};
             kvx_wire_encode_hdr(buf, &hdr);
             if (op->has_remote_tag) {
                 kvx_wire_encode_u64(buf + KVX_WIRE_HDR_SIZE, op->remote_tag);
             }
-            kvx_wire_encode_descs_hdr(buf + KVX_WIRE_HDR_SIZE + tag_len, (uint32_t)n);
-            uint8_t *p = buf + KVX_WIRE_HDR_SIZE + tag_len + KVX_WIRE_DESCS_HDR_SIZE;
+            if (csum_len != 0) {
+                /* Hashed now: the caller may not touch the source until done. */
+                kvx_wire_encode_u64(buf + KVX_WIRE_HDR_SIZE + tag_len,
+                                    kvx_checksum_local(op->descs + first, n));
+            }
+            kvx_wire_encode_descs_hdr(buf + KVX_WIRE_HDR_SIZE + tag_len + csum_len, (uint32_t)n);
+            uint8_t *p = buf + KVX_WIRE_HDR_SIZE + tag_len + csum_len + KVX_WIRE_DESCS_HDR_SIZE;
             uint64_t total = 0;
             for (size_t i = 0; i < n; i++, p += KVX_WIRE_DESC_SIZE) {
                 const kvx_xfer_desc_t *d = &op->descs[first + i];
@@ -582,7 +595,8 @@ static kvx_status_t queue_op(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
                             .op = op,
                             .first = first,
                             .n = n,
-                            .payload = total};
+                            .payload = total,
+                            .checksum = op->checksum};
             *tail = item;
             tail = &item->next;
             *ftail = fr;
@@ -662,7 +676,8 @@ static kvx_status_t tcp_submit(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
         pthread_mutex_unlock(&conn->lock);
         return KVX_FAIL(KVX_ERR_CONNECTION_LOST, "tcp: link to %s is not open", conn->peer_name);
     }
-    if (conn->shm != NULL && (op->kind == KVX_TP_OP_READ || op->kind == KVX_TP_OP_WRITE)) {
+    if (conn->shm != NULL && !op->checksum &&
+        (op->kind == KVX_TP_OP_READ || op->kind == KVX_TP_OP_WRITE)) {
         /* Same host: the caller's thread copies; the target does nothing.
          * The caller holds a reference, so the link outlives the copy. */
         pthread_mutex_unlock(&conn->lock);
@@ -915,8 +930,21 @@ static int payload_end(kvx_tp_conn_t *conn)
     if (conn->outgoing) {
         frame_t *fr = conn->pframe;
         conn->pframe = NULL;
-        frame_complete(conn, fr, KVX_OK);
+        kvx_status_t status = KVX_OK;
+        if (fr->checksum && fr->op != NULL &&
+            kvx_checksum_local(fr->op->descs + fr->first, fr->n) != fr->hash) {
+            kvx_warn("tcp: data read from %s does not match its checksum", conn->peer_name);
+            status = KVX_ERR_CHECKSUM;
+        }
+        frame_complete(conn, fr, status);
         return 0;
+    }
+    if (conn->pcsum && conn->pstatus == KVX_OK) {
+        /* Before unpinning: the registration still holds these ranges. */
+        if (kvx_checksum_wire(conn->wdescs, conn->pcount) != conn->phash) {
+            kvx_warn("tcp: data written by %s does not match its checksum", conn->peer_name);
+            conn->pstatus = KVX_ERR_CHECKSUM;
+        }
     }
     if (conn->ppin != NULL) {
         conn->tp->up.unpin(conn->tp->up.ctx, conn->ppin);
@@ -1175,6 +1203,17 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
             body += 8;
             len -= 8;
         }
+        int csum = (hdr->flags & KVX_WIRE_FLAG_CSUM) != 0;
+        uint64_t want_hash = 0;
+        if (csum && write) {
+            if (len < 8) {
+                kvx_warn("tcp: request from %s too short for its checksum", conn->peer_name);
+                return -1;
+            }
+            want_hash = kvx_wire_decode_u64(body);
+            body += 8;
+            len -= 8;
+        }
         status = kvx_wire_decode_descs(body, len, conn->wdescs, &n, &total);
         if (status != KVX_OK) {
             kvx_warn("tcp: bad request from %s: %s", conn->peer_name, kvx_last_error());
@@ -1187,21 +1226,34 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
             conn->ppin = pin;
             conn->pstatus = status;
             conn->pseq = hdr->seq;
+            conn->pcsum = csum;
+            conn->phash = want_hash;
+            conn->pcount = n;
             payload_begin(conn, conn->wdescs, NULL, n, total, status != KVX_OK);
             return (total == 0) ? payload_end(conn) : 0;
         }
         uint8_t *buf;
-        send_item_t *item = item_new(KVX_WIRE_HDR_SIZE + 8, status == KVX_OK ? (int)n : 0, &buf);
+        size_t body_len = csum ? 16 : 8;
+        send_item_t *item =
+            item_new(KVX_WIRE_HDR_SIZE + body_len, status == KVX_OK ? (int)n : 0, &buf);
         if (item == NULL) {
             if (pin != NULL) {
                 tp->up.unpin(tp->up.ctx, pin);
             }
             return -1;
         }
-        kvx_wire_hdr_t out = {
-            .type = KVX_WIRE_READ_RESP, .status = status, .seq = hdr->seq, .body_len = 8};
+        kvx_wire_hdr_t out = {.type = KVX_WIRE_READ_RESP,
+                              .flags = csum ? KVX_WIRE_FLAG_CSUM : 0,
+                              .status = status,
+                              .seq = hdr->seq,
+                              .body_len = body_len};
         kvx_wire_encode_hdr(buf, &out);
         kvx_wire_encode_u64(buf + KVX_WIRE_HDR_SIZE, status == KVX_OK ? total : 0);
+        if (csum) {
+            /* Of the bytes as they are now; they are sent from the same memory. */
+            kvx_wire_encode_u64(buf + KVX_WIRE_HDR_SIZE + 8,
+                                status == KVX_OK ? kvx_checksum_wire(conn->wdescs, n) : 0);
+        }
         if (status == KVX_OK) {
             for (uint32_t i = 0; i < n; i++) {
                 item->iov[1 + i].iov_base = (void *)(uintptr_t)conn->wdescs[i].addr;
@@ -1355,7 +1407,8 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
      * (e.g. a TIMEOUT that would claim the link is broken) is a violation. */
     status = (kvx_status_t)hdr->status;
     if (status != KVX_OK && status != KVX_ERR_REMOTE_ACCESS && status != KVX_ERR_NO_MEMORY &&
-        !(status == KVX_ERR_REMOTE_FULL && hdr->type == KVX_WIRE_NOTIFY_ACK)) {
+        !(status == KVX_ERR_REMOTE_FULL && hdr->type == KVX_WIRE_NOTIFY_ACK) &&
+        !(status == KVX_ERR_CHECKSUM && hdr->type == KVX_WIRE_WRITE_ACK)) {
         status = KVX_ERR_PROTOCOL;
     }
 
@@ -1372,6 +1425,16 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
         if (status != KVX_OK) {
             frame_complete(conn, fr, status);
             return 0;
+        }
+        if (fr->checksum != ((hdr->flags & KVX_WIRE_FLAG_CSUM) != 0) ||
+            hdr->body_len != (fr->checksum ? 16u : 8u)) {
+            kvx_warn("tcp: read response from %s %s a checksum", conn->peer_name,
+                     fr->checksum ? "lacks" : "carries an unasked");
+            frame_complete(conn, fr, KVX_ERR_PROTOCOL);
+            return -1;
+        }
+        if (fr->checksum) {
+            fr->hash = kvx_wire_decode_u64(body + 8);
         }
         conn->pframe = fr;
         if (fr->op == NULL) {

@@ -37,6 +37,8 @@ typedef struct kvx_tp_op {
      * this tag (if has_remote_tag). */
     uint64_t remote_tag;
     int has_remote_tag;
+    /* READ / WRITE: verify an XXH3-64 of the data end to end. */
+    int checksum;
     /* NOTIFY */
     const char *name;
     size_t name_len;

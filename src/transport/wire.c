@@ -69,9 +69,9 @@ size_t kvx_wire_max_body(uint8_t type)
         return KVX_WIRE_HELLO_FIXED + KVX_ENGINE_NAME_MAX - 1;
     case KVX_WIRE_READ_REQ:
     case KVX_WIRE_WRITE_REQ:
-        return 8 + kvx_wire_descs_size(KVX_WIRE_MAX_FRAME_DESCS); /* with a tag */
+        return 16 + kvx_wire_descs_size(KVX_WIRE_MAX_FRAME_DESCS); /* tag, checksum */
     case KVX_WIRE_READ_RESP:
-        return 8;
+        return 16;
     case KVX_WIRE_WRITE_ACK:
     case KVX_WIRE_NOTIFY_ACK:
     case KVX_WIRE_MEM_QUERY:
@@ -115,9 +115,14 @@ kvx_status_t kvx_wire_decode_hdr(const uint8_t *buf, size_t len, kvx_wire_hdr_t 
         return KVX_FAIL(KVX_ERR_PROTOCOL, "unknown frame type %u", type);
     }
     uint16_t flags = get_u16(buf + 6);
-    uint16_t allowed = (type == KVX_WIRE_READ_REQ || type == KVX_WIRE_WRITE_REQ) ? KVX_WIRE_FLAG_TAG
-                       : (type == KVX_WIRE_HELLO_ACK) ? KVX_WIRE_FLAG_AUTH
-                                                      : 0;
+    uint16_t allowed = 0;
+    if (type == KVX_WIRE_READ_REQ || type == KVX_WIRE_WRITE_REQ) {
+        allowed = KVX_WIRE_FLAG_TAG | KVX_WIRE_FLAG_CSUM;
+    } else if (type == KVX_WIRE_READ_RESP) {
+        allowed = KVX_WIRE_FLAG_CSUM;
+    } else if (type == KVX_WIRE_HELLO_ACK) {
+        allowed = KVX_WIRE_FLAG_AUTH;
+    }
     if ((flags & ~allowed) != 0 || get_u32(buf + 12) != 0) {
         return KVX_FAIL(KVX_ERR_PROTOCOL, "frame type %u: reserved bits set", type);
     }
@@ -203,8 +208,9 @@ uint64_t kvx_wire_decode_u64(const uint8_t *in)
 
 kvx_status_t kvx_wire_decode_read_resp(const uint8_t *body, size_t len, uint64_t *payload_p)
 {
-    if (len != 8) {
-        return KVX_FAIL(KVX_ERR_PROTOCOL, "read response body of %zu bytes, expected 8", len);
+    /* 16 with a checksum (KVX_WIRE_FLAG_CSUM); the caller reads it. */
+    if (len != 8 && len != 16) {
+        return KVX_FAIL(KVX_ERR_PROTOCOL, "read response body of %zu bytes, expected 8 or 16", len);
     }
     uint64_t payload = get_u64(body);
     if (payload > KVX_WIRE_MAX_PAYLOAD) {

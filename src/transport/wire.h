@@ -52,6 +52,10 @@ typedef enum kvx_wire_type {
 /* Header flag of READ_REQ/WRITE_REQ: the body starts with a u64 tag, and
  * every range must lie in registrations carrying that tag. */
 #define KVX_WIRE_FLAG_TAG 0x1
+/* Header flag of READ_REQ/WRITE_REQ/READ_RESP: an XXH3-64 of the payload
+ * travels with it (WRITE_REQ: a u64 after the tag; READ_RESP: a u64 after
+ * the payload length; READ_REQ: asks for it). */
+#define KVX_WIRE_FLAG_CSUM 0x2
 /* Header flag of HELLO_ACK: the target holds a shared secret, and an
  * AUTH_CHALLENGE follows; the link is usable only after AUTH_OK. */
 #define KVX_WIRE_FLAG_AUTH 0x4

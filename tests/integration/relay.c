@@ -116,6 +116,39 @@ static void proxy_accept(proxy_t *p)
     }
 }
 
+/* Flip the byte proxy_corrupt() asked for, if it is in this chunk. */
+static void corrupt_in_flight(proxy_t *p, int side, uint8_t *buf, size_t len)
+{
+    pthread_mutex_lock(&p->lock);
+    int dir = side == 0 ? PX_FWD : PX_BACK;
+    if (p->corrupt_dir == dir) {
+        if (p->corrupt_skip < len) {
+            buf[p->corrupt_skip] ^= 0x5a;
+            p->corrupt_dir = 0;
+            p->corrupted++;
+        } else {
+            p->corrupt_skip -= len;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+void proxy_corrupt(proxy_t *p, int dir, uint64_t skip)
+{
+    pthread_mutex_lock(&p->lock);
+    p->corrupt_dir = dir;
+    p->corrupt_skip = skip;
+    pthread_mutex_unlock(&p->lock);
+}
+
+uint64_t proxy_corrupted(proxy_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    uint64_t n = p->corrupted;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
 static void *proxy_main(void *arg)
 {
     proxy_t *p = arg;
@@ -178,6 +211,9 @@ static void *proxy_main(void *arg)
             ssize_t r = recv(pfd[k].fd, buf, PROXY_BUF, 0);
             if (r < 0 && errno == EINTR) {
                 continue;
+            }
+            if (r > 0) {
+                corrupt_in_flight(p, side, buf, (size_t)r);
             }
             if (r <= 0 || send_all(p->fd[i][1 - side], buf, (size_t)r) != 0) {
                 proxy_close_pair(p, i);

@@ -33,6 +33,9 @@ typedef struct proxy {
     int stop;
     uint64_t iter;          /* loop iterations begun; each reads the flags above */
     uint64_t back_bytes;    /* forwarded target -> initiator */
+    int corrupt_dir;        /* PX_FWD or PX_BACK: flip one byte going that way */
+    uint64_t corrupt_skip;  /* ... after this many more bytes */
+    uint64_t corrupted;     /* bytes flipped so far */
     int fd[PROXY_PAIRS][2]; /* [0] initiator side, [1] target side; -1: free */
 } proxy_t;
 
@@ -53,6 +56,12 @@ uint64_t proxy_back_bytes(proxy_t *p);
 /* Wait (up to 5 s) until the relay forwarded more than @p seen bytes
  * target -> initiator. */
 void proxy_wait_back(proxy_t *p, uint64_t seen);
+/* Flip one byte (xor 0x5a) of what is forwarded in direction @p dir
+ * (PX_FWD or PX_BACK), the one @p skip bytes after everything forwarded so
+ * far that way: a fault the end-to-end checksum must catch. */
+void proxy_corrupt(proxy_t *p, int dir, uint64_t skip);
+/* Bytes flipped so far. */
+uint64_t proxy_corrupted(proxy_t *p);
 /* Stop the relay and close everything; NULL is a no-op. */
 void proxy_free(proxy_t *p);
 

@@ -217,6 +217,15 @@ static void test_pull_push_exact(void **state)
     }
     CHECK(&c);
 
+    /* The same with an end-to-end checksum (it takes the socket on shm). */
+    kvx_kv_xfer_params_t cx = {.field_mask = KVX_KV_XFER_FIELD_CHECKSUM, .checksum = 1};
+    ra.batch_index = 14;
+    OK(kvx_kv_pull_cache(f->d, &ra, c.id, 14, &cx));
+    for (size_t t = 0; t < 6; t++) {
+        model_move(&c, t, 14, &a, t, 14, S);
+    }
+    CHECK(&c);
+
     /* size == entry size, layer 0 into layer 1. */
     ra.batch_index = 5;
     xp = layers(0, 0, 1, 1);

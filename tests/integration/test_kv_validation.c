@@ -845,7 +845,7 @@ static void test_unknown_field_bits(void **state)
     }
     assert_int_equal(kvx_device_used(0, &used1), KVX_OK);
     assert_int_equal(used0, used1);
-    const uint64_t xbits[] = {KVX_BIT(4), KVX_BIT(40)};
+    const uint64_t xbits[] = {KVX_BIT(5), KVX_BIT(40)};
     for (size_t i = 0; i < 2; i++) {
         kvx_kv_xfer_params_t xp = {.field_mask = xbits[i]};
         six_ops(f, &xp, KVX_ERR_UNSUPPORTED, __LINE__);

@@ -1084,8 +1084,8 @@ static void test_err_params(void **state)
         tcase_t c;
         err_base(&c, blocks);
         c.use_params = 1;
-        c.params.field_mask = KVX_BIT(4);
-        expect_fail(&c, KVX_ERR_UNSUPPORTED, "bit 4");
+        c.params.field_mask = KVX_BIT(5);
+        expect_fail(&c, KVX_ERR_UNSUPPORTED, "bit 5");
         c.params.field_mask = X_LAYERS | X_TNPL | X_SIZE | X_TMO | KVX_BIT(63);
         c.params.tensors_per_layer = 2;
         c.params.size = 1;

@@ -218,7 +218,7 @@ static int status_known(int v)
 static void test_status_unknown(void **state)
 {
     (void)state;
-    const int unknown[] = {2, 3, -17, -50, -99, -110, -199, -213, -299, 12345, -12345, INT32_MIN};
+    const int unknown[] = {2, 3, -17, -50, -99, -111, -199, -213, -299, 12345, -12345, INT32_MIN};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
         assert_false(status_known(unknown[i]));
         assert_false(kvx_status_known(unknown[i]));

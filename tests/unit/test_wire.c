@@ -205,10 +205,10 @@ static void test_hdr_max_body(void **state)
     assert_int_equal(kvx_wire_max_body(0), 0);
     assert_int_equal(kvx_wire_max_body(KVX_WIRE_HELLO), 16 + KVX_ENGINE_NAME_MAX - 1);
     assert_int_equal(kvx_wire_max_body(KVX_WIRE_HELLO_ACK), 16 + KVX_ENGINE_NAME_MAX - 1);
-    /* 8 more for the optional tag (KVX_WIRE_FLAG_TAG) */
-    assert_int_equal(kvx_wire_max_body(KVX_WIRE_READ_REQ), 16 + 16 * KVX_WIRE_MAX_FRAME_DESCS);
-    assert_int_equal(kvx_wire_max_body(KVX_WIRE_WRITE_REQ), 16 + 16 * KVX_WIRE_MAX_FRAME_DESCS);
-    assert_int_equal(kvx_wire_max_body(KVX_WIRE_READ_RESP), 8);
+    /* 16 more for the optional tag and checksum (KVX_WIRE_FLAG_TAG, _CSUM) */
+    assert_int_equal(kvx_wire_max_body(KVX_WIRE_READ_REQ), 24 + 16 * KVX_WIRE_MAX_FRAME_DESCS);
+    assert_int_equal(kvx_wire_max_body(KVX_WIRE_WRITE_REQ), 24 + 16 * KVX_WIRE_MAX_FRAME_DESCS);
+    assert_int_equal(kvx_wire_max_body(KVX_WIRE_READ_RESP), 16); /* with a checksum */
     assert_int_equal(kvx_wire_max_body(KVX_WIRE_WRITE_ACK), 0);
     assert_int_equal(kvx_wire_max_body(KVX_WIRE_NOTIFY),
                      8 + KVX_NOTIFY_NAME_MAX + KVX_NOTIFY_MSG_MAX);
@@ -301,14 +301,14 @@ static void test_hdr_flags_reserved(void **state)
             assert_proto(hdr_dec(buf, sizeof(buf), &h));
         }
     }
-    /* Requests for memory may carry the tag flag, and only that one. */
+    /* Requests for memory may carry the tag and checksum flags, only those. */
     static const uint8_t req_types[] = {KVX_WIRE_READ_REQ, KVX_WIRE_WRITE_REQ};
     for (size_t i = 0; i < 2; i++) {
         make_hdr(buf, req_types[i], 24);
-        buf[6] = KVX_WIRE_FLAG_TAG;
+        buf[6] = KVX_WIRE_FLAG_TAG | KVX_WIRE_FLAG_CSUM;
         assert_ok(hdr_dec(buf, sizeof(buf), &h));
-        assert_int_equal(h.flags, KVX_WIRE_FLAG_TAG);
-        for (int bit = 1; bit < 16; bit++) {
+        assert_int_equal(h.flags, KVX_WIRE_FLAG_TAG | KVX_WIRE_FLAG_CSUM);
+        for (int bit = 2; bit < 16; bit++) {
             make_hdr(buf, req_types[i], 24);
             buf[6 + bit / 8] = (uint8_t)(1u << (bit % 8));
             assert_proto(hdr_dec(buf, sizeof(buf), &h));
@@ -559,7 +559,7 @@ static void test_read_resp(void **state)
 
     kvx_wire_encode_u64(buf, 4096);
     for (size_t n = 0; n <= sizeof(buf); n++) {
-        if (n != 8) {
+        if (n != 8 && n != 16) { /* 16: with a checksum after the length */
             assert_proto(read_resp_dec(buf, n));
         }
     }
@@ -1116,10 +1116,15 @@ static int fuzz_hdr(const uint8_t *buf, size_t len)
     assert_int_equal(buf[4], KVX_WIRE_VERSION);
     assert_true(h.type >= 1 && h.type <= KVX_WIRE_TYPE_MAX);
     assert_int_equal(h.type, buf[5]);
-    /* Only READ_REQ and WRITE_REQ may carry a flag: the tag. */
+    /* Flags: the tag and checksum on requests for memory, the checksum on
+     * READ_RESP, the auth request on HELLO_ACK; nothing else. */
     uint64_t flags = get_le(buf + 6, 2);
     if (h.type == KVX_WIRE_READ_REQ || h.type == KVX_WIRE_WRITE_REQ) {
-        assert_true(flags == 0 || flags == KVX_WIRE_FLAG_TAG);
+        assert_true((flags & ~(uint64_t)(KVX_WIRE_FLAG_TAG | KVX_WIRE_FLAG_CSUM)) == 0);
+    } else if (h.type == KVX_WIRE_READ_RESP) {
+        assert_true((flags & ~(uint64_t)KVX_WIRE_FLAG_CSUM) == 0);
+    } else if (h.type == KVX_WIRE_HELLO_ACK) {
+        assert_true((flags & ~(uint64_t)KVX_WIRE_FLAG_AUTH) == 0);
     } else {
         assert_int_equal(flags, 0);
     }
@@ -1173,7 +1178,7 @@ static int fuzz_read_resp(const uint8_t *buf, size_t len)
         assert_true(kvx_last_error()[0] != '\0');
         return 0;
     }
-    assert_int_equal(len, 8);
+    assert_true(len == 8 || len == 16);
     assert_int_equal(payload, get_le(buf, 8));
     assert_true(payload <= KVX_WIRE_MAX_PAYLOAD);
     return 1;
