@@ -2236,7 +2236,9 @@ static void raw_send_frame(int fd, uint8_t type, uint64_t seq, const void *body,
     uint8_t buf[KVX_WIRE_HDR_SIZE + 256];
     kvx_wire_hdr_t h = {.type = type, .seq = seq, .body_len = len};
     kvx_wire_encode_hdr(buf, &h);
-    memcpy(buf + KVX_WIRE_HDR_SIZE, body, len);
+    if (len > 0) {
+        memcpy(buf + KVX_WIRE_HDR_SIZE, body, len);
+    }
     assert_int_equal(send(fd, buf, KVX_WIRE_HDR_SIZE + len, MSG_NOSIGNAL),
                      (ssize_t)(KVX_WIRE_HDR_SIZE + len));
 }
