@@ -1,5 +1,5 @@
 /*
- * The kvx wire protocol, version 1 (docs/protocol.md). Every frame is a
+ * The kvx wire protocol, version 2 (docs/protocol.md). Every frame is a
  * 32-byte header, a structured body of body_len bytes, and for WRITE_REQ and
  * READ_RESP a raw payload whose length follows from the body. All integers
  * are little-endian. These functions only encode and decode bytes: they
@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define KVX_WIRE_MAGIC    0x3158564bu /* "KVX1" */
-#define KVX_WIRE_VERSION  1
+#define KVX_WIRE_VERSION  2           /* 2: keepalives, authentication, checksums */
 #define KVX_WIRE_HDR_SIZE 32
 
 /* Most descriptors in one READ_REQ or WRITE_REQ frame; longer transfers

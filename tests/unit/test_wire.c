@@ -1,4 +1,4 @@
-/* Unit tests for the version-1 wire encoder/decoder (src/transport/wire.c). */
+/* Unit tests for the wire encoder/decoder (src/transport/wire.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -267,7 +267,7 @@ static void test_hdr_version(void **state)
     (void)state;
     uint8_t buf[KVX_WIRE_HDR_SIZE];
     kvx_wire_hdr_t h;
-    static const uint8_t versions[] = {0, 2, 3, 0x81, 255};
+    static const uint8_t versions[] = {0, 1, 3, 0x81, 255}; /* 1: before keepalives */
     for (size_t i = 0; i < sizeof(versions); i++) {
         make_hdr(buf, KVX_WIRE_HELLO, 20);
         buf[4] = versions[i];
