@@ -15,7 +15,11 @@
  * own registrations whatever the initiator claims.
  *
  * Timeouts are in milliseconds. KVX_TIMEOUT_DEFAULT (0) means "the engine's
- * default" (see kvx_engine_params_t); negative values are refused.
+ * default" (see kvx_engine_params_t). Negative values, and values over one
+ * hour (3600000), are refused with KVX_ERR_INVALID_PARAM, so that no call can
+ * be made to wait for ever by mistake; the same range holds for the timeouts
+ * in kvx_engine_params_t (1..3600000). kvx_xfer_wait() and kvx_notify_wait()
+ * take any non-negative wait, as they only wait and never hold anything.
  *
  * Thread safety: every function may be called from any thread, concurrently,
  * except kvx_engine_destroy(), which must be the last call on an engine.
@@ -98,7 +102,7 @@ typedef struct kvx_engine_params {
     unsigned busy_poll_us;
     /**
      * A link whose remote has sent nothing for this long is closed, in
-     * either direction (100..3600000 ms, default 5000). Both ends send a
+     * either direction (500..3600000 ms, default 5000). Both ends send a
      * heartbeat when a link is quiet, so only a remote that crashed, was
      * stopped, or lost its network stays silent. Pending transfers on such a
      * link end FAILED with KVX_ERR_PEER_UNRESPONSIVE (or TIMEOUT if their
@@ -383,7 +387,9 @@ KVX_API kvx_status_t kvx_xfer_submit(kvx_engine_h engine, const char *remote, kv
 /**
  * State of one transfer. Once a finished state (COMPLETED, FAILED, TIMEOUT)
  * has been reported, the id is released: asking again gives
- * KVX_ERR_NOT_FOUND. Every transfer reaches a finished state by its deadline.
+ * KVX_ERR_NOT_FOUND, with *state_p set to KVX_XFER_FAILED so that a caller
+ * that ignores the status does not wait on the id. Every transfer reaches a
+ * finished state by its deadline.
  * @param [out] error_p why it FAILED (KVX_OK otherwise); may be NULL
  */
 KVX_API kvx_status_t kvx_xfer_status(kvx_engine_h engine, kvx_xfer_id_t id,

@@ -22,6 +22,11 @@
  * rule has its own status (status.h, -200 ... -299) and leaves the instance
  * usable.
  *
+ * Timeouts are in milliseconds as in engine.h: 0 is the instance's default,
+ * negative values and values over one hour (3600000) are refused with
+ * KVX_ERR_INVALID_PARAM. Local copies take no timeout (timeout_ms is not
+ * used by them).
+ *
  * Thread safety: all calls may be made from any thread, concurrently, except
  * kvx_kv_destroy(). Transfers to one cluster may run in parallel.
  */

@@ -449,7 +449,8 @@ static kvx_status_t cache_add(kvx_kv_h kv, const kvx_kv_cache_desc_t *desc,
         if (status != KVX_OK) {
             for (uint32_t t = 0; t < geom.num_tensors; t++) {
                 if (c->mems[t] != NULL) {
-                    kvx_mem_deregister(kv->engine, c->mems[t]);
+                    /* Keep the detail of the failure, not of the rollback. */
+                    KVX_KEEP_ERROR(kvx_mem_deregister(kv->engine, c->mems[t]));
                 }
             }
         } else {

@@ -76,7 +76,10 @@ typedef struct frame {
     uint64_t hash;    /* READ: the target's XXH3 of the payload */
 } frame_t;
 
-enum conn_state { C_CONNECTING, C_HELLO, C_READY, C_CLOSED };
+/* C_DRAINING: a disconnect stopped sending and waits for the target to
+ * close its side, which says every byte sent has been handled there. */
+enum conn_state { C_CONNECTING, C_HELLO, C_READY, C_DRAINING, C_CLOSED };
+#define DRAIN_TIMEOUT_NS (1000ull * 1000000ull)
 /* Handshake steps of authentication (both within C_HELLO). */
 enum auth_step { A_NONE, A_WAIT_CHALLENGE, A_WAIT_OK, A_WAIT_PROOF };
 enum recv_stage { R_HDR, R_BODY, R_PAYLOAD };
@@ -102,6 +105,7 @@ struct kvx_tp_conn {
     uint64_t next_seq;
     int close_requested;
     kvx_status_t close_reason;
+    uint64_t drain_deadline;
 
     /* receive side: owning thread only */
     uint8_t *rbuf;
@@ -408,6 +412,9 @@ static int conn_kick(kvx_tp_conn_t *conn, send_item_t **done_p, int *close_p)
 {
     if (conn->state == C_CONNECTING) {
         return 0; /* the connect completion flushes */
+    }
+    if (conn->state == C_DRAINING || conn->state == C_CLOSED) {
+        return 0; /* the write side is shut: nothing more leaves */
     }
     if (conn_flush(conn, done_p, close_p) != 0) {
         return -1;
@@ -1777,7 +1784,10 @@ static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired
         pthread_mutex_unlock(&conn->lock);
         return;
     }
-    int was_ready = conn->state == C_READY;
+    int was_ready = conn->state == C_READY || conn->state == C_DRAINING;
+    if (conn->state == C_DRAINING) {
+        reason = conn->close_reason; /* the drain ended (EOF, error or time) */
+    }
     conn->state = C_CLOSED;
     epoll_ctl(th->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
     /* Under the lock, so no inline writev can still be using the fd. */
@@ -1810,24 +1820,28 @@ static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired
         conn->pframe = NULL;
     }
     int timed_out = 0;
-    for (kvx_tp_op_t *op = ops, *next; op != NULL; op = next) {
-        next = op->tp_next;
-        kvx_status_t st = reason;
-        if (expired_before != 0 && op->deadline_ns <= expired_before) {
-            st = KVX_ERR_TIMEOUT;
-            timed_out = 1;
-        }
-        op->done(op, st);
+    for (kvx_tp_op_t *op = ops; op != NULL; op = op->tp_next) {
+        timed_out |= expired_before != 0 && op->deadline_ns <= expired_before;
     }
     if (!conn->outgoing && was_ready) {
         tp->up.incoming_event(tp->up.ctx, 0);
     }
     if (conn->outgoing) {
+        /* The peer is BROKEN before any op reports: a caller told TIMEOUT
+         * finds the link gone, as the API says. */
         kvx_status_t why = timed_out ? KVX_ERR_TIMEOUT : reason;
         if (!was_ready) {
             kvx_debug("tcp: link attempt ended: %s", kvx_status_string(why));
         }
         tp->up.link_event(tp->up.ctx, conn->peer_ctx, conn, 0, why);
+    }
+    for (kvx_tp_op_t *op = ops, *next; op != NULL; op = next) {
+        next = op->tp_next;
+        kvx_status_t st = op->tp_status == KVX_ERR_CANCELED ? KVX_ERR_CANCELED : reason;
+        if (expired_before != 0 && op->deadline_ns <= expired_before) {
+            st = KVX_ERR_TIMEOUT;
+        }
+        op->done(op, st);
     }
     /* Leave the thread's list and drop its reference. */
     if (conn->th_prev != NULL) {
@@ -1936,6 +1950,39 @@ static void thread_add(tcp_thread_t *th, kvx_tp_conn_t *conn)
     pthread_mutex_unlock(&conn->lock);
 }
 
+/* Disconnect: send nothing more, throw away what replies still bring, and
+ * wait (at most DRAIN_TIMEOUT_NS) until the target has closed its side: it
+ * handles frames in order, so by then every byte that reached it has been
+ * stored, and none can be after the caller learns the link is gone. */
+static void conn_drain(kvx_tp_conn_t *conn)
+{
+    pthread_mutex_lock(&conn->lock);
+    int drain = conn->state == C_READY && conn->outgoing && !conn->rx_borrowed &&
+                (conn->ops != NULL || conn->sq_head != NULL);
+    if (!drain) {
+        pthread_mutex_unlock(&conn->lock);
+        conn_fail(conn, KVX_ERR_CANCELED, 0);
+        return;
+    }
+    /* This thread owns the receive side: READ payload goes to the bin. */
+    for (frame_t *fr = conn->fr_head; fr != NULL; fr = fr->next) {
+        if (fr->op != NULL && fr->op->kind == KVX_TP_OP_READ) {
+            fr->op = NULL;
+        }
+    }
+    if (conn->pframe != NULL && conn->pframe->op != NULL) {
+        conn->pframe->op = NULL;
+        conn->pdiscard = 1;
+    }
+    conn->state = C_DRAINING;
+    conn->close_reason = KVX_ERR_CANCELED;
+    conn->drain_deadline = kvx_now_ns() + DRAIN_TIMEOUT_NS;
+    conn->want_out = 0;
+    conn_set_events(conn, EPOLL_CTL_MOD);
+    shutdown(conn->fd, SHUT_WR);
+    pthread_mutex_unlock(&conn->lock);
+}
+
 static void thread_commands(tcp_thread_t *th)
 {
     pthread_mutex_lock(&th->cmd_lock);
@@ -1947,6 +1994,8 @@ static void thread_commands(tcp_thread_t *th)
         if (cmd->close_reason == KVX_OK) {
             conn_retain(cmd->conn); /* the thread's reference */
             thread_add(th, cmd->conn);
+        } else if (cmd->close_reason == KVX_ERR_CANCELED) {
+            conn_drain(cmd->conn);
         } else {
             conn_fail(cmd->conn, cmd->close_reason, 0);
         }
@@ -1973,8 +2022,10 @@ static void thread_tick(tcp_thread_t *th, uint64_t now)
         pthread_mutex_lock(&conn->lock);
         int handshaking = conn->state == C_CONNECTING || conn->state == C_HELLO;
         int expired = handshaking && conn->handshake_deadline <= now;
-        int close_req = conn->close_requested;
+        int draining = conn->state == C_DRAINING;
+        int close_req = conn->close_requested && !draining;
         kvx_status_t close_reason = conn->close_reason;
+        int drained = draining && now >= conn->drain_deadline;
         for (kvx_tp_op_t *op = conn->ops; op != NULL && !expired; op = op->tp_next) {
             expired = op->deadline_ns <= now;
         }
@@ -1998,7 +2049,11 @@ static void thread_tick(tcp_thread_t *th, uint64_t now)
             }
         }
         pthread_mutex_unlock(&conn->lock);
-        if (silent) {
+        if (drained) {
+            kvx_warn("tcp: %s did not confirm the end of the link in time; closing it",
+                     conn->peer_name);
+            conn_fail(conn, KVX_ERR_CANCELED, 0);
+        } else if (silent) {
             kvx_warn("tcp: %s silent for %llu ms; closing the link",
                      conn->peer_name[0] ? conn->peer_name : "peer",
                      (unsigned long long)(conn_silence_limit(conn) / 1000000ull));
