@@ -19,10 +19,13 @@ kvx_status_t kvx_xfer_engine_init(kvx_engine_t *engine)
         kvx_xfer_engine_cleanup(engine);
         return KVX_FAIL(KVX_ERR_NO_MEMORY, "engine: no memory for %u transfer slots", n);
     }
-    /* Hand out low slots first: pop from the end. */
+    /* Hand out low slots first: pop from the end. Generations start from
+     * the engine's random instance id, so an id given to another engine
+     * almost surely names nothing there. */
+    uint32_t first_gen = (uint32_t)(engine->instance >> 32) | 1u;
     for (uint32_t i = 0; i < n; i++) {
         engine->free_slots[i] = n - 1 - i;
-        engine->slot_gen[i] = 1;
+        engine->slot_gen[i] = first_gen;
     }
     engine->free_count = n;
     return KVX_OK;
