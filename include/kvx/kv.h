@@ -314,8 +314,10 @@ KVX_API kvx_status_t kvx_kv_copy_cache(kvx_kv_h kv, int64_t src_cache_id, uint32
  * Local copy of blocks: src_blocks[k] of @p src_cache_id goes to
  * dst_lists[j][k] of @p dst_cache_id for every list j (one source list to
  * several destination lists, e.g. to fork a prefix). Every dst_counts[j]
- * must equal @p src_count.
+ * must equal @p src_count; 1 <= @p num_lists <= KVX_KV_MAX_COPY_LISTS
+ * (else KVX_ERR_INVALID_PARAM).
  */
+#define KVX_KV_MAX_COPY_LISTS 65536
 KVX_API kvx_status_t kvx_kv_copy_blocks(kvx_kv_h kv, int64_t src_cache_id, int64_t dst_cache_id,
                                         const uint64_t *src_blocks, size_t src_count,
                                         const uint64_t *const *dst_lists, const size_t *dst_counts,

@@ -95,6 +95,13 @@ static kvx_status_t left_ms(uint64_t deadline, int *left_p)
 
 /* ----------------------------------------------------------- instance */
 
+/* Whether an engine name carries a port ("ip:port", "[ip6]:port"); the
+ * engine parses the rest. */
+static int name_has_port(const char *name)
+{
+    return name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
+}
+
 static kvx_status_t make_engine(kvx_kv_h kv, const char *name, kvx_engine_h *engine_p)
 {
     kvx_engine_params_t ep = {
@@ -209,11 +216,12 @@ kvx_status_t kvx_kv_create(const kvx_kv_params_t *params, kvx_kv_h *kv_p)
     }
     const char *local_ip = (mask & KVX_KV_PARAM_FIELD_LOCAL_IP) ? params->local_ip : "0.0.0.0";
     const char *listen = (mask & KVX_KV_PARAM_FIELD_LISTEN) ? params->listen : NULL;
-    if (local_ip == NULL || strlen(local_ip) >= KVX_ENGINE_NAME_MAX) {
-        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: bad local_ip");
+    if (local_ip == NULL || strlen(local_ip) >= KVX_ENGINE_NAME_MAX || name_has_port(local_ip)) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: bad local_ip (an \"ip\", no port)");
     }
-    if ((mask & KVX_KV_PARAM_FIELD_LISTEN) && listen == NULL) {
-        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: listen bit set but listen is NULL");
+    if ((mask & KVX_KV_PARAM_FIELD_LISTEN) && (listen == NULL || !name_has_port(listen))) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM,
+                        "kv_create: listen must be \"ip:port\" or \"[ip6]:port\"");
     }
     int device = (mask & KVX_KV_PARAM_FIELD_DEVICE_ID) ? params->device_id : 0;
     int ndev = 0;
@@ -1356,8 +1364,11 @@ kvx_status_t kvx_kv_copy_blocks(kvx_kv_h kv, int64_t src_cache_id, int64_t dst_c
                                 size_t num_lists, const kvx_kv_xfer_params_t *params)
 {
     kvx_error_clear();
-    if (kv == NULL || dst_lists == NULL || dst_counts == NULL || num_lists == 0) {
-        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "copy_blocks: NULL or empty destination lists");
+    if (kv == NULL || dst_lists == NULL || dst_counts == NULL || num_lists == 0 ||
+        num_lists > KVX_KV_MAX_COPY_LISTS) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM,
+                        "copy_blocks: NULL destination lists, or not 1..%u of them",
+                        KVX_KV_MAX_COPY_LISTS);
     }
     kvx_kv_plan_req_t *reqs = calloc(num_lists, sizeof(*reqs));
     if (reqs == NULL) {
@@ -1407,11 +1418,11 @@ static kvx_status_t notify_fetch_impl(kvx_kv_h kv, int timeout_ms, kvx_notificat
     if (kv == NULL || list_p == NULL || count_p == NULL) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_notify_fetch: NULL argument");
     }
-    *list_p = NULL;
-    *count_p = 0;
     if (timeout_ms < 0) {
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_notify_fetch: negative timeout");
     }
+    *list_p = NULL;
+    *count_p = 0;
     /* Another thread may take what the wait saw: wait again until ours. */
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
     for (;;) {

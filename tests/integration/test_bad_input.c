@@ -16,13 +16,9 @@
  * Functions that return no status (void, a string, a number) have "NS" rows:
  * the case checks the value itself and returns KVX_OK.
  *
- * Rows marked FINDING pin what the library does where its header says
- * nothing or something else: kvx_kv_notify_fetch clearing its outputs
- * before refusing a negative timeout, KV copies ignoring timeout_ms,
- * kvx_kv_create taking a listen address without a port and a local_ip with
- * one, kvx_kv_copy_blocks answering an absurd num_lists with NO_MEMORY, and
- * (rows of kind LOST) kvx_kv_cache_register losing its error detail when it
- * rolls back. Change such a row together with the library when it is fixed.
+ * Rows marked FINDING pin behaviour found here that the headers did not
+ * state; most were fixed or documented since. Change such a row together
+ * with the library if it changes again.
  *
  * The program runs in well under a second; all traffic is on 127.0.0.1.
  *
@@ -2881,8 +2877,7 @@ CASE(kv_create_listen_port_in_use)
 
 CASE(kv_create_listen_no_port)
 {
-    /* FINDING: kv.h asks for "ip:port"; an address without a port is taken
-     * and the instance does not listen at all. */
+    /* kv.h asks for "ip:port". */
     kvx_kv_params_t p = kp(KVX_KV_PARAM_FIELD_LISTEN);
     p.listen = "127.0.0.1";
     kvx_kv_h kv = NULL;
@@ -2896,8 +2891,7 @@ CASE(kv_create_listen_no_port)
 
 CASE(kv_create_local_ip_with_port)
 {
-    /* FINDING: local_ip is the "ip" of a non-listening instance (kv.h); with
-     * a port the instance listens there. */
+    /* local_ip is the "ip" of a non-listening instance (kv.h). */
     kvx_kv_params_t p = kp(0);
     p.local_ip = "127.0.0.1:0";
     kvx_kv_h kv = NULL;
@@ -4365,8 +4359,7 @@ CASE(copy_blocks_next_bit)
 
 CASE(copy_blocks_num_lists_size_max)
 {
-    /* FINDING: kv.h names no status; the request array cannot be allocated
-     * (KVX_ERR_NO_MEMORY). */
+    /* kv.h: 1..KVX_KV_MAX_COPY_LISTS lists */
     return copyb(c->dsrc.id, c->ddst.id, SB, 2, LISTS, COUNTS, SIZE_MAX, NULL);
 }
 
@@ -4420,10 +4413,7 @@ static kvx_status_t kfetch(kvx_kv_h kv, int timeout, int null_list, int null_cou
     kvx_status_t st =
         kvx_kv_notify_fetch(kv, timeout, null_list ? NULL : &list, null_count ? NULL : &n);
     if (st != KVX_OK) {
-        /* FINDING: with a negative timeout both are cleared before the
-         * refusal (kv.h does not say); untouched is accepted as well. */
-        CHECK((list == SENT_PTR && n == SENT_SIZE) || (timeout < 0 && list == NULL && n == 0),
-              "outputs %p, %zu on failure", (void *)list, n);
+        CHECK(list == SENT_PTR && n == SENT_SIZE, "outputs %p, %zu on failure", (void *)list, n);
     }
     return st;
 }
@@ -4465,10 +4455,9 @@ CASE(kv_notify_fetch_none)
 /* ============================================================ the table */
 
 /* ST: returns a status. NS: returns none (the case checks the value).
- * LOST: FINDING, the call returns the right status but may leave
- * kvx_last_error() empty (kv.c cache_add() rolls back with
- * kvx_mem_deregister(), which clears the detail); the row passes either way
- * and says so. */
+ * LOST: the call returns the right status but may leave kvx_last_error()
+ * empty; kept for findings of that kind (none at present: kv.c's cache
+ * rollback keeps the detail since it was found here). */
 enum { ST, NS, LOST };
 
 typedef struct row {
@@ -4856,8 +4845,8 @@ static const row_t TABLE[] = {
     R(kvx_kv_create, kv_create_listen_bad_ip, E_PARAM),
     R(kvx_kv_create, kv_create_listen_too_long, E_PARAM),
     R(kvx_kv_create, kv_create_listen_port_in_use, KVX_ERR_IO),
-    R(kvx_kv_create, kv_create_listen_no_port, KVX_OK),     /* FINDING */
-    R(kvx_kv_create, kv_create_local_ip_with_port, KVX_OK), /* FINDING */
+    R(kvx_kv_create, kv_create_listen_no_port, E_PARAM),
+    R(kvx_kv_create, kv_create_local_ip_with_port, E_PARAM),
     R(kvx_kv_create, kv_create_local_ip_null, E_PARAM),
     R(kvx_kv_create, kv_create_local_ip_too_long, E_PARAM),
     R(kvx_kv_create, kv_create_local_ip_bad, E_PARAM),
@@ -4966,11 +4955,11 @@ static const row_t TABLE[] = {
     R(kvx_kv_cache_register, cache_register_null_tensor, E_PARAM),
     R(kvx_kv_cache_register, cache_register_next_bit, E_UNSUPP),
     R(kvx_kv_cache_register, cache_register_dtype_unknown, E_PARAM),
-    L(kvx_kv_cache_register, cache_register_tensor_wraps, E_PARAM), /* FINDING */
+    R(kvx_kv_cache_register, cache_register_tensor_wraps, E_PARAM),
     R(kvx_kv_cache_register, cache_register_device_placement_host_memory, E_ADDR),
-    L(kvx_kv_cache_register, cache_register_tensors_overlap, KVX_ERR_OVERLAP), /* FINDING */
+    R(kvx_kv_cache_register, cache_register_tensors_overlap, KVX_ERR_OVERLAP),
     R(kvx_kv_cache_register, cache_register_memory_of_another_cache, KVX_ERR_ALREADY_EXISTS),
-    L(kvx_kv_cache_register, cache_register_overlaps_another_cache, KVX_ERR_OVERLAP), /* FINDING */
+    R(kvx_kv_cache_register, cache_register_overlaps_another_cache, KVX_ERR_OVERLAP),
     R(kvx_kv_cache_unregister, cache_unregister_null_kv, E_PARAM),
     R(kvx_kv_cache_unregister, cache_unregister_unknown, KVX_ERR_CACHE_NOT_FOUND),
     R(kvx_kv_cache_unregister, cache_unregister_zero, KVX_ERR_CACHE_NOT_FOUND),
@@ -5073,7 +5062,7 @@ static const row_t TABLE[] = {
     R(kvx_kv_copy_blocks, copy_blocks_unknown_src, KVX_ERR_CACHE_NOT_FOUND),
     R(kvx_kv_copy_blocks, copy_blocks_removed_dst, KVX_ERR_CACHE_NOT_FOUND),
     R(kvx_kv_copy_blocks, copy_blocks_next_bit, E_UNSUPP),
-    R(kvx_kv_copy_blocks, copy_blocks_num_lists_size_max, KVX_ERR_NO_MEMORY), /* FINDING */
+    R(kvx_kv_copy_blocks, copy_blocks_num_lists_size_max, E_PARAM),
     R(kvx_kv_notify, kv_notify_null_kv, E_PARAM),
     R(kvx_kv_notify, kv_notify_unknown_cluster, KVX_ERR_NOT_LINKED),
     R(kvx_kv_notify, kv_notify_own_cluster, KVX_ERR_NOT_LINKED),
