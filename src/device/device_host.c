@@ -156,12 +156,21 @@ static kvx_status_t host_init(const kvx_device_params_t *params)
     }
 
     pthread_mutex_lock(&host.lock);
-    if (host.num_allocs > 0) {
-        const host_alloc_t *first = &host.allocs[0];
+    /* Only device memory ties the configuration down; kvx_host_malloc()
+     * memory (device -1) is host memory and may live on across it. */
+    size_t device_allocs = 0;
+    const host_alloc_t *first = NULL;
+    for (size_t i = 0; i < host.num_allocs; i++) {
+        if (host.allocs[i].device >= 0) {
+            first = first != NULL ? first : &host.allocs[i];
+            device_allocs++;
+        }
+    }
+    if (device_allocs > 0) {
         status = KVX_FAIL(KVX_ERR_BUSY,
                           "kvx_device_init: %zu device allocation(s) still exist, e.g. %p "
                           "(%zu bytes) on device %d; free them before reconfiguring",
-                          host.num_allocs, (void *)first->base, first->len, first->device);
+                          device_allocs, (void *)first->base, first->len, first->device);
         pthread_mutex_unlock(&host.lock);
         return status;
     }

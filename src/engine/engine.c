@@ -507,10 +507,16 @@ kvx_status_t kvx_engine_disconnect(kvx_engine_h engine, const char *remote, int 
     }
     uint64_t deadline = kvx_deadline_ns(timeout);
     pthread_mutex_lock(&engine->lock);
+    kvx_tp_conn_t *conn = peer->conn; /* compared only: the link being closed */
     while (peer->state == KVX_PEER_DISCONNECTING &&
            kvx_engine_wait(engine, deadline) != ETIMEDOUT) {
     }
-    status = (peer->state == KVX_PEER_DISCONNECTING)
+    /* The peer leaves DISCONNECTING just before the link's transfers are
+     * ended; the API promises they have ended when this returns. */
+    while (peer->state != KVX_PEER_DISCONNECTING && kvx_xfer_pending_on(engine, conn) &&
+           kvx_engine_wait(engine, deadline) != ETIMEDOUT) {
+    }
+    status = (peer->state == KVX_PEER_DISCONNECTING || kvx_xfer_pending_on(engine, conn))
                  ? KVX_FAIL(KVX_ERR_TIMEOUT, "disconnect from %s did not finish", peer->name)
                  : KVX_OK;
     pthread_mutex_unlock(&engine->lock);

@@ -111,6 +111,9 @@ kvx_status_t kvx_engine_timeout(int timeout_ms, unsigned dflt, unsigned *out);
  * ETIMEDOUT when the deadline passed. */
 int kvx_engine_wait(kvx_engine_t *engine, uint64_t deadline_ns);
 
+/* Whether an async transfer on @p conn is still WAITING; engine->lock held. */
+int kvx_xfer_pending_on(kvx_engine_t *engine, const kvx_tp_conn_t *conn);
+
 /* Find a peer by canonical name; engine->lock held. */
 kvx_peer_t *kvx_peer_find(kvx_engine_t *engine, const char *canonical);
 

@@ -291,6 +291,16 @@ static void xfer_release(kvx_engine_t *engine, kvx_xfer_t *xfer)
     }
 }
 
+int kvx_xfer_pending_on(kvx_engine_t *engine, const kvx_tp_conn_t *conn)
+{
+    for (const kvx_xfer_t *x = engine->xfer_head; x != NULL; x = x->next) {
+        if (x->conn == conn && x->state == KVX_XFER_WAITING) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static kvx_xfer_t *xfer_lookup(kvx_engine_t *engine, kvx_xfer_id_t id)
 {
     uint32_t slot = (uint32_t)id;

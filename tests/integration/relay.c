@@ -92,6 +92,7 @@ static void proxy_close_pair(proxy_t *p, int i)
         close(p->fd[i][1]);
         p->fd[i][0] = p->fd[i][1] = -1;
     }
+    p->eof[i][0] = p->eof[i][1] = 0;
 }
 
 static void proxy_accept(proxy_t *p)
@@ -180,11 +181,11 @@ static void *proxy_main(void *arg)
             if (p->fd[i][0] < 0) {
                 continue;
             }
-            if (!(paused & PX_FWD)) {
+            if (!(paused & PX_FWD) && !p->eof[i][0]) {
                 pfd[n] = (struct pollfd){.fd = p->fd[i][0], .events = POLLIN};
                 who[n++] = 2 * i;
             }
-            if (!(paused & PX_BACK)) {
+            if (!(paused & PX_BACK) && !p->eof[i][1]) {
                 pfd[n] = (struct pollfd){.fd = p->fd[i][1], .events = POLLIN};
                 who[n++] = 2 * i + 1;
             }
@@ -215,7 +216,16 @@ static void *proxy_main(void *arg)
             if (r > 0) {
                 corrupt_in_flight(p, side, buf, (size_t)r);
             }
-            if (r <= 0 || send_all(p->fd[i][1 - side], buf, (size_t)r) != 0) {
+            if (r == 0) {
+                /* Pass the half-close on, as a direct connection would: a
+                 * peer that waits for the other side's EOF must see it only
+                 * once the other side has closed too. */
+                shutdown(p->fd[i][1 - side], SHUT_WR);
+                p->eof[i][side] = 1;
+                if (p->eof[i][1 - side]) {
+                    proxy_close_pair(p, i);
+                }
+            } else if (r < 0 || send_all(p->fd[i][1 - side], buf, (size_t)r) != 0) {
                 proxy_close_pair(p, i);
             } else if (side == 1) {
                 pthread_mutex_lock(&p->lock);

@@ -31,12 +31,13 @@ typedef struct proxy {
     int paused; /* PX_FWD: hold initiator -> target, PX_BACK: target -> initiator */
     int drop;   /* close every relayed connection */
     int stop;
-    uint64_t iter;          /* loop iterations begun; each reads the flags above */
-    uint64_t back_bytes;    /* forwarded target -> initiator */
-    int corrupt_dir;        /* PX_FWD or PX_BACK: flip one byte going that way */
-    uint64_t corrupt_skip;  /* ... after this many more bytes */
-    uint64_t corrupted;     /* bytes flipped so far */
-    int fd[PROXY_PAIRS][2]; /* [0] initiator side, [1] target side; -1: free */
+    uint64_t iter;           /* loop iterations begun; each reads the flags above */
+    uint64_t back_bytes;     /* forwarded target -> initiator */
+    int corrupt_dir;         /* PX_FWD or PX_BACK: flip one byte going that way */
+    uint64_t corrupt_skip;   /* ... after this many more bytes */
+    uint64_t corrupted;      /* bytes flipped so far */
+    int fd[PROXY_PAIRS][2];  /* [0] initiator side, [1] target side; -1: free */
+    int eof[PROXY_PAIRS][2]; /* that side closed its write half: passed on */
 } proxy_t;
 
 /* A TCP socket bound to 127.0.0.1:0 (its port in *port_p); listening if

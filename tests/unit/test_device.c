@@ -637,6 +637,12 @@ static void test_host_malloc(void **state)
     int dev = 7;
     assert_int_equal(kvx_device_locate(p, 4u << 20, &dev), KVX_OK);
     assert_int_equal(dev, -1);
+    /* Host memory does not hold the device configuration down: choosing it
+     * again (as the first device call of a process does) still works. */
+    assert_int_equal(kvx_device_init(NULL), KVX_OK);
+    void *d = NULL;
+    assert_int_equal(kvx_device_malloc(0, 4096, &d), KVX_OK);
+    assert_int_equal(kvx_device_free(0, d), KVX_OK);
     void *other = malloc(64);
     assert_int_equal(kvx_host_free(other), KVX_ERR_INVALID_PARAM);
     free(other);
