@@ -4,6 +4,7 @@
 #   make test         install deps, build, run ctest; then the same under ASan/UBSan
 #   make install      install the release build (PREFIX=/usr/local by default)
 #   make docs         API reference from include/kvx with doxygen (BUILD/docs/api/html)
+#   make fuzz         build the libFuzzer targets with clang, run each FUZZ_SECONDS on its corpus
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -12,6 +13,8 @@ SHELL := /bin/bash
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 10
 PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
@@ -27,7 +30,7 @@ DEPS_STAMP  := $(BUILD)/.deps-$(DEPS_SUM).stamp
 FORMAT_DIRS  := $(wildcard include src tests examples tools)
 FORMAT_FILES  = $(if $(FORMAT_DIRS),$(shell find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' \) | sort))
 
-.PHONY: all deps build build-asan test demo docs format format-check install clean
+.PHONY: all deps build build-asan test demo docs format format-check install clean fuzz
 
 all: build
 
@@ -55,6 +58,10 @@ test: deps build
 
 demo: deps build
 	scripts/demo.sh $(BUILD)
+
+# Seconds per target; fails on any crash, leak or timeout (see scripts/fuzz.sh).
+fuzz: deps
+	scripts/fuzz.sh --seconds $(FUZZ_SECONDS) --build $(BUILD_FUZZ)
 
 # Doxyfile names build/docs/api; the output follows BUILD when it is changed.
 docs:

@@ -79,28 +79,55 @@ int test_peer_start(test_peer_t *peer, int port)
 
 int test_peer_start_env(test_peer_t *peer, int port, const char *env)
 {
+    char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    return test_peer_spawn(peer, NULL, "serve", listen, NULL, env);
+}
+
+int test_peer_spawn(test_peer_t *peer, const char *const *prefix, const char *mode,
+                    const char *listen, const char *const *args, const char *env)
+{
     const char *bin = getenv("KVX_TEST_PEER");
     if (bin == NULL) {
         fprintf(stderr, "harness: KVX_TEST_PEER is not set\n");
         return -1;
     }
     memset(peer, 0, sizeof(*peer));
+    const char *colon = strrchr(listen, ':');
+    if (colon == NULL || (size_t)(colon - listen) >= sizeof(peer->name) - 8) {
+        fprintf(stderr, "harness: bad listen name %s\n", listen);
+        return -1;
+    }
     snprintf(peer->dir, sizeof(peer->dir), "/tmp/kvx-test-XXXXXX");
     if (mkdtemp(peer->dir) == NULL) {
         return -1;
     }
-    char port_file[128], name[64];
+    char port_file[128];
     snprintf(port_file, sizeof(port_file), "%s/port", peer->dir);
-    snprintf(name, sizeof(name), "127.0.0.1:%d", port);
+    /* argv: prefix..., bin, mode, listen, --port-file, file, args..., NULL */
+    const char *argv[64];
+    size_t n = 0;
+    for (size_t i = 0; prefix != NULL && prefix[i] != NULL && n < 48; i++) {
+        argv[n++] = prefix[i];
+    }
+    argv[n++] = bin;
+    argv[n++] = mode;
+    argv[n++] = listen;
+    argv[n++] = "--port-file";
+    argv[n++] = port_file;
+    for (size_t i = 0; args != NULL && args[i] != NULL && n < 63; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
     char **envp = peer_environ(env);
     if (envp == NULL) {
         rmdir(peer->dir);
         return -1;
     }
-    char *const argv[] = {(char *)(uintptr_t)bin, "serve", name, "--port-file", port_file, NULL};
     pid_t pid = fork();
     if (pid == 0) {
-        execve(bin, argv, envp);
+        /* execvpe: a prefix names a program on PATH ("ip"). */
+        execvpe(argv[0], (char *const *)(uintptr_t)argv, envp);
         _exit(127);
     }
     free(envp);
@@ -117,7 +144,8 @@ int test_peer_start_env(test_peer_t *peer, int port, const char *env)
             int got = fscanf(f, "%d", &peer->port);
             fclose(f);
             if (got == 1) {
-                snprintf(peer->name, sizeof(peer->name), "127.0.0.1:%d", peer->port);
+                snprintf(peer->name, sizeof(peer->name), "%.*s:%d", (int)(colon - listen), listen,
+                         peer->port);
                 unlink(port_file);
                 return 0;
             }
@@ -126,6 +154,7 @@ int test_peer_start_env(test_peer_t *peer, int port, const char *env)
         if (waitpid(pid, &st, WNOHANG) == pid) {
             fprintf(stderr, "harness: peer exited before listening (status %d)\n", st);
             peer->pid = 0;
+            rmdir(peer->dir);
             return -1;
         }
         usleep(20000);

@@ -14,6 +14,13 @@
 #define PEER_REGION      ((64u << 20) + 4096)
 #define PEER_RO_REGION   (1u << 20)
 
+/* The cache of "kvx-test-peer kv-serve": one cache (id 1), PEER_KV_TENSORS
+ * device tensors of fp16 [PEER_KV_BLOCKS, 16, 8, 64], i.e. blocks of
+ * PEER_KV_BLOCK bytes; tensor i holds the pattern of seed (--seed) + i. */
+#define PEER_KV_TENSORS 4
+#define PEER_KV_BLOCKS  128
+#define PEER_KV_BLOCK   (16u * 8u * 64u * 2u)
+
 /* Byte @p offset of the test pattern with @p seed. */
 static inline uint8_t test_pattern(uint64_t seed, uint64_t offset)
 {
@@ -38,6 +45,13 @@ int test_peer_start(test_peer_t *peer, int port);
 /* The same, with "NAME=VALUE" @p env (may be NULL) in the peer's
  * environment, replacing NAME if this process has it. */
 int test_peer_start_env(test_peer_t *peer, int port, const char *env);
+/* The general form: runs @p prefix (a NULL-terminated argv put before the
+ * peer binary, e.g. {"ip", "netns", "exec", NS, NULL}; may be NULL), then
+ * "kvx-test-peer @p mode @p listen --port-file FILE @p args..." (@p args
+ * NULL-terminated, may be NULL), and waits until FILE holds a number. The
+ * peer's name is @p listen's address with that number as port. */
+int test_peer_spawn(test_peer_t *peer, const char *const *prefix, const char *mode,
+                    const char *listen, const char *const *args, const char *env);
 /* SIGSTOP, and return once every thread of the peer has stopped (a bare
  * kill() returns before that). 0 on success. */
 int test_peer_pause(test_peer_t *peer);
