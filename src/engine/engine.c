@@ -452,7 +452,8 @@ kvx_status_t kvx_engine_connect(kvx_engine_h engine, const char *remote, int tim
 }
 
 static kvx_status_t disconnect_start(kvx_engine_t *engine, const char *remote, int timeout_ms,
-                                     kvx_peer_t **peer_p, unsigned *timeout_p)
+                                     kvx_peer_t **peer_p, kvx_tp_conn_t **conn_p,
+                                     unsigned *timeout_p)
 {
     kvx_status_t status;
     if (engine == NULL) {
@@ -482,6 +483,9 @@ static kvx_status_t disconnect_start(kvx_engine_t *engine, const char *remote, i
             engine->tp_ops->close(peer->conn, KVX_ERR_CANCELED);
             status = KVX_INPROGRESS;
         }
+        if (status == KVX_INPROGRESS && conn_p != NULL) {
+            *conn_p = peer->conn; /* compared only: the link being closed */
+        }
     }
     pthread_mutex_unlock(&engine->lock);
     return status;
@@ -492,7 +496,7 @@ kvx_status_t kvx_engine_disconnect_async(kvx_engine_h engine, const char *remote
     kvx_error_clear();
     kvx_peer_t *peer;
     unsigned timeout = 0;
-    kvx_status_t status = disconnect_start(engine, remote, timeout_ms, &peer, &timeout);
+    kvx_status_t status = disconnect_start(engine, remote, timeout_ms, &peer, NULL, &timeout);
     return (status == KVX_INPROGRESS) ? KVX_OK : status;
 }
 
@@ -500,14 +504,14 @@ kvx_status_t kvx_engine_disconnect(kvx_engine_h engine, const char *remote, int 
 {
     kvx_error_clear();
     kvx_peer_t *peer;
+    kvx_tp_conn_t *conn = NULL;
     unsigned timeout = 0;
-    kvx_status_t status = disconnect_start(engine, remote, timeout_ms, &peer, &timeout);
+    kvx_status_t status = disconnect_start(engine, remote, timeout_ms, &peer, &conn, &timeout);
     if (status != KVX_INPROGRESS) {
         return status;
     }
     uint64_t deadline = kvx_deadline_ns(timeout);
     pthread_mutex_lock(&engine->lock);
-    kvx_tp_conn_t *conn = peer->conn; /* compared only: the link being closed */
     while (peer->state == KVX_PEER_DISCONNECTING &&
            kvx_engine_wait(engine, deadline) != ETIMEDOUT) {
     }

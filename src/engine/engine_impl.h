@@ -57,8 +57,9 @@ typedef struct kvx_xfer {
     kvx_xfer_desc_t *desc_copy;
     struct kvx_xfer *next, *prev; /* submission order (async only) */
     kvx_tp_conn_t *conn;          /* async: its link (a reference), for cancel */
-    unsigned cancel_refs;         /* cancels in progress: keep the memory */
-    int released;                 /* reported and forgotten while cancel_refs > 0 */
+    unsigned holders;             /* threads using it outside the lock (submit, cancel) */
+    int submitting;               /* published, not yet handed to the transport */
+    int released;                 /* reported and forgotten while holders > 0 */
 } kvx_xfer_t;
 
 typedef struct kvx_notify_entry {

@@ -40,6 +40,14 @@ static void xfer_free(kvx_xfer_t *xfer)
     free(xfer);
 }
 
+/* A thread stops using @p xfer outside the lock; engine->lock held. */
+static void xfer_unhold(kvx_xfer_t *xfer)
+{
+    if (--xfer->holders == 0 && xfer->released) {
+        xfer_free(xfer);
+    }
+}
+
 void kvx_xfer_engine_cleanup(kvx_engine_t *engine)
 {
     for (kvx_xfer_t *x = engine->xfer_head, *next; x != NULL; x = next) {
@@ -250,17 +258,24 @@ kvx_status_t kvx_xfer_submit(kvx_engine_h engine, const char *remote, kvx_op_t o
         engine->xfer_head = xfer;
     }
     engine->xfer_tail = xfer;
+    /* The link reference moves to the transfer, for kvx_xfer_cancel(); a
+     * cancel that comes before the transport has the op waits for it. */
+    xfer->conn = conn;
+    xfer->submitting = 1;
+    xfer->holders++;
+    kvx_xfer_id_t id = xfer->id;
     pthread_mutex_unlock(&engine->lock);
 
-    /* Once submitted, another thread may reap and free it: keep the id. The
-     * link reference moves to the transfer, for kvx_xfer_cancel(). */
-    kvx_xfer_id_t id = xfer->id;
-    xfer->conn = conn;
     status = engine->tp_ops->submit(conn, &xfer->op);
     if (status != KVX_OK) {
         /* Not queued: report it like any failed transfer would be. */
         xfer_done(&xfer->op, status);
     }
+    pthread_mutex_lock(&engine->lock);
+    xfer->submitting = 0;
+    pthread_cond_broadcast(&engine->cond);
+    xfer_unhold(xfer);
+    pthread_mutex_unlock(&engine->lock);
     *id_p = id;
     return KVX_OK;
 }
@@ -284,8 +299,8 @@ static void xfer_release(kvx_engine_t *engine, kvx_xfer_t *xfer)
         engine->slot_gen[xfer->slot] = 1;
     }
     engine->free_slots[engine->free_count++] = xfer->slot;
-    if (xfer->cancel_refs > 0) {
-        xfer->released = 1; /* the last cancel frees it */
+    if (xfer->holders > 0) {
+        xfer->released = 1; /* the last holder frees it */
     } else {
         xfer_free(xfer);
     }
@@ -373,11 +388,16 @@ kvx_status_t kvx_xfer_cancel(kvx_engine_h engine, kvx_xfer_id_t id, int timeout_
         pthread_mutex_unlock(&engine->lock);
         return KVX_OK;
     }
-    xfer->cancel_refs++;
+    xfer->holders++;
+    while (xfer->submitting && kvx_engine_wait(engine, deadline) != ETIMEDOUT) {
+    }
     kvx_tp_conn_t *conn = xfer->conn;
+    int queued = !xfer->submitting;
     pthread_mutex_unlock(&engine->lock);
 
-    status = engine->tp_ops->cancel(conn, &xfer->op);
+    if (queued) {
+        engine->tp_ops->cancel(conn, &xfer->op);
+    }
     pthread_mutex_lock(&engine->lock);
     while (xfer->state == KVX_XFER_WAITING && kvx_engine_wait(engine, deadline) != ETIMEDOUT) {
     }
@@ -387,7 +407,7 @@ kvx_status_t kvx_xfer_cancel(kvx_engine_h engine, kvx_xfer_id_t id, int timeout_
         pthread_mutex_unlock(&engine->lock);
         kvx_warn("engine %s: cancel of transfer %llu not confirmed in %u ms; closing its link",
                  engine->name, (unsigned long long)id, timeout);
-        engine->tp_ops->close(conn, KVX_ERR_CANCELED);
+        engine->tp_ops->close(conn, KVX_ERR_CONNECTION_LOST); /* at once, no drain */
         pthread_mutex_lock(&engine->lock);
         while (xfer->state == KVX_XFER_WAITING) {
             pthread_cond_wait(&engine->cond, &engine->lock); /* a closed link ends its ops */
@@ -397,9 +417,7 @@ kvx_status_t kvx_xfer_cancel(kvx_engine_h engine, kvx_xfer_id_t id, int timeout_
     } else {
         status = KVX_OK;
     }
-    if (--xfer->cancel_refs == 0 && xfer->released) {
-        xfer_free(xfer);
-    }
+    xfer_unhold(xfer);
     pthread_mutex_unlock(&engine->lock);
     return status;
 }

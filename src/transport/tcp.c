@@ -525,7 +525,9 @@ static void tcp_close(kvx_tp_conn_t *conn, kvx_status_t reason)
     pthread_mutex_lock(&conn->lock);
     int first = !conn->close_requested;
     conn->close_requested = 1;
-    conn->close_reason = reason;
+    if (first) {
+        conn->close_reason = reason; /* the first reason is the one ops see */
+    }
     pthread_mutex_unlock(&conn->lock);
     if (first && thread_post(conn->th, conn, reason) != KVX_OK) {
         /* No memory for a command: the next tick closes it instead. */
@@ -1790,6 +1792,12 @@ static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired
     }
     conn->state = C_CLOSED;
     epoll_ctl(th->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
+    if (conn->ops != NULL || conn->sq_head != NULL) {
+        /* Work is being abandoned: reset the connection, so that frames
+         * still in our socket buffer are dropped instead of sent. */
+        struct linger abort_close = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+    }
     /* Under the lock, so no inline writev can still be using the fd. */
     close(conn->fd);
     conn->fd = -1;
@@ -1956,15 +1964,24 @@ static void thread_add(tcp_thread_t *th, kvx_tp_conn_t *conn)
  * stored, and none can be after the caller learns the link is gone. */
 static void conn_drain(kvx_tp_conn_t *conn)
 {
+    /* rx_lock first: a sync caller that borrowed the receive side may be
+     * between two reads; it goes on reading (into the bin) until the end. */
+    pthread_mutex_lock(&conn->rx_lock);
     pthread_mutex_lock(&conn->lock);
-    int drain = conn->state == C_READY && conn->outgoing && !conn->rx_borrowed &&
-                (conn->ops != NULL || conn->sq_head != NULL);
+    if (conn->state == C_DRAINING || conn->state == C_CLOSED) {
+        pthread_mutex_unlock(&conn->lock);
+        pthread_mutex_unlock(&conn->rx_lock);
+        return; /* the tick and the command both ask */
+    }
+    int drain =
+        conn->state == C_READY && conn->outgoing && (conn->ops != NULL || conn->sq_head != NULL);
     if (!drain) {
         pthread_mutex_unlock(&conn->lock);
+        pthread_mutex_unlock(&conn->rx_lock);
         conn_fail(conn, KVX_ERR_CANCELED, 0);
         return;
     }
-    /* This thread owns the receive side: READ payload goes to the bin. */
+    /* READ payload from now on goes to the bin. */
     for (frame_t *fr = conn->fr_head; fr != NULL; fr = fr->next) {
         if (fr->op != NULL && fr->op->kind == KVX_TP_OP_READ) {
             fr->op = NULL;
@@ -1978,9 +1995,12 @@ static void conn_drain(kvx_tp_conn_t *conn)
     conn->close_reason = KVX_ERR_CANCELED;
     conn->drain_deadline = kvx_now_ns() + DRAIN_TIMEOUT_NS;
     conn->want_out = 0;
-    conn_set_events(conn, EPOLL_CTL_MOD);
+    if (!conn->rx_borrowed) {
+        conn_set_events(conn, EPOLL_CTL_MOD); /* a borrower does it when it hands back */
+    }
     shutdown(conn->fd, SHUT_WR);
     pthread_mutex_unlock(&conn->lock);
+    pthread_mutex_unlock(&conn->rx_lock);
 }
 
 static void thread_commands(tcp_thread_t *th)
@@ -2063,6 +2083,8 @@ static void thread_tick(tcp_thread_t *th, uint64_t now)
                      handshaking ? "handshake" : "request",
                      conn->peer_name[0] ? conn->peer_name : "peer");
             conn_fail(conn, handshaking ? KVX_ERR_TIMEOUT : KVX_ERR_CONNECTION_LOST, now);
+        } else if (close_req && close_reason == KVX_ERR_CANCELED) {
+            conn_drain(conn); /* a disconnect whose command has not run yet */
         } else if (close_req) {
             conn_fail(conn, close_reason, 0);
         }
@@ -2222,6 +2244,7 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
     tp->threads = calloc(tp->nthreads, sizeof(*tp->threads));
     if (tp->threads == NULL) {
         kvx_shm_table_destroy(tp->shm_table);
+        kvx_auth_erase(tp->secret, tp->secret_len);
         free(tp->secret);
         free(tp);
         return KVX_FAIL(KVX_ERR_NO_MEMORY, "tcp: out of memory");
@@ -2233,6 +2256,7 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
     kvx_status_t status = KVX_OK;
     if (params->listen != NULL && (status = listen_on(tp, params->listen)) != KVX_OK) {
         kvx_shm_table_destroy(tp->shm_table);
+        kvx_auth_erase(tp->secret, tp->secret_len);
         free(tp->secret);
         free(tp->threads);
         free(tp);

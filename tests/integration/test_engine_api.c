@@ -2343,6 +2343,53 @@ static void test_disconnect_drains(void **state)
     link_barrier(fx);
 }
 
+typedef struct sync_write {
+    fx_t *fx;
+    size_t len;
+    kvx_status_t status;
+} sync_write_t;
+
+static void *sync_write_thread(void *arg)
+{
+    sync_write_t *w = arg;
+    kvx_xfer_desc_t d = {w->fx->cbuf, raddr(w->fx->sbuf), w->len};
+    kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_TIMEOUT, .timeout_ms = 20000};
+    w->status = kvx_xfer_sync(w->fx->client, w->fx->remote, KVX_OP_WRITE, &d, 1, &xp);
+    return NULL;
+}
+
+/* The same with a sync WRITE, whose caller reads its own reply: the drain
+ * must work while the receive side is borrowed, and the caller must end. */
+static void test_disconnect_drains_sync(void **state)
+{
+    TEST_SKIP_OVER_SHM("same-host transfers finish inside submit; nothing is in flight");
+    fx_t *fx = *state;
+    const size_t big = (size_t)8 << 20;
+    link_barrier(fx);
+    memset(fx->sbuf, 0xEE, big);
+    test_fill(fx->cbuf, big, 62, 0);
+    proxy_ctl(fx->proxy, PX_FWD, 0);
+    sync_write_t w = {.fx = fx, .len = big, .status = KVX_OK};
+    pthread_t writer, resumer;
+    assert_int_equal(pthread_create(&writer, NULL, sync_write_thread, &w), 0);
+    usleep(100 * 1000); /* let it submit and borrow; a late start passes too */
+    resume_later_t r = {fx->proxy, 200};
+    assert_int_equal(pthread_create(&resumer, NULL, resume_thread, &r), 0);
+    uint8_t *snap = malloc(big);
+    assert_non_null(snap);
+    assert_status(kvx_engine_disconnect(fx->client, fx->remote, 5000), KVX_OK);
+    memcpy(snap, fx->sbuf, big);
+    pthread_join(resumer, NULL);
+    pthread_join(writer, NULL);
+    assert_true(w.status == KVX_ERR_CANCELED || w.status == KVX_OK);
+    usleep(300 * 1000);
+    assert_memory_equal(snap, fx->sbuf, big);
+    free(snap);
+    proxy_ctl(fx->proxy, 0, 1);
+    assert_status(kvx_engine_connect(fx->client, fx->remote, 5000), KVX_OK);
+    link_barrier(fx);
+}
+
 /* Each link has its own epoch; the remote's instance id stays while it runs. */
 static void test_peer_epoch(void **state)
 {
@@ -2940,6 +2987,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_write_started, setup_relayed, teardown_fx),
         cmocka_unit_test_setup_teardown(test_peer_epoch, setup_pair, teardown_fx),
         cmocka_unit_test_setup_teardown(test_disconnect_drains, setup_relayed, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_disconnect_drains_sync, setup_relayed, teardown_fx),
         cmocka_unit_test(test_auth_secret),
         cmocka_unit_test(test_auth_raw_refused),
         cmocka_unit_test_setup_teardown(test_checksum_catches_corruption, setup_relayed,
