@@ -55,6 +55,10 @@ typedef uint64_t kvx_xfer_id_t;
 #define KVX_DEFAULT_BUSY_POLL_US        50
 #define KVX_DEFAULT_PEER_TIMEOUT_MS     5000
 
+/** Bounds of a shared secret (kvx_engine_params_t::auth_secret), in bytes. */
+#define KVX_AUTH_SECRET_MIN 16
+#define KVX_AUTH_SECRET_MAX 1024
+
 /** Bounds of notifications (bytes, without NUL). */
 #define KVX_NOTIFY_NAME_MAX 1024
 #define KVX_NOTIFY_MSG_MAX  1024
@@ -112,11 +116,10 @@ typedef struct kvx_engine_params {
      */
     unsigned peer_timeout_ms;
     /**
-     * A shared secret (16..1024 bytes; copied). Every link to or from this
-     * engine then starts with a challenge-response (HMAC-SHA256 over fresh
-     * nonces, both ways): a remote that does not prove the same secret is
-     * refused before it can touch memory, and so is a remote that does not
-     * ask for it. Links fail with KVX_ERR_AUTH. The secret authenticates the
+     * A shared secret (KVX_AUTH_SECRET_MIN..MAX = 16..1024 bytes; copied). Every link to or from
+     * this engine then starts with a challenge-response (HMAC-SHA256 over fresh nonces, both ways):
+     * a remote that does not prove the same secret is refused before it can touch memory, and so is
+     * a remote that does not ask for it. Links fail with KVX_ERR_AUTH. The secret authenticates the
      * link; it does not encrypt data.
      */
     const void *auth_secret;

@@ -101,10 +101,12 @@ kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *
     if (params->field_mask & KVX_ENGINE_PARAM_FIELD_AUTH_SECRET) {
         secret = params->auth_secret;
         secret_len = params->auth_secret_len;
-        if (secret == NULL || secret_len < 16 || secret_len > 1024) {
+        if (secret == NULL || secret_len < KVX_AUTH_SECRET_MIN ||
+            secret_len > KVX_AUTH_SECRET_MAX) {
             return KVX_FAIL(KVX_ERR_INVALID_PARAM,
-                            "engine_create: auth_secret must be 16..1024 bytes (got %zu%s)",
-                            secret_len, secret == NULL ? ", NULL" : "");
+                            "engine_create: auth_secret must be %d..%d bytes (got %zu%s)",
+                            KVX_AUTH_SECRET_MIN, KVX_AUTH_SECRET_MAX, secret_len,
+                            secret == NULL ? ", NULL" : "");
         }
     }
     kvx_engine_t *engine = calloc(1, sizeof(*engine));

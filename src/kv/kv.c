@@ -250,9 +250,10 @@ kvx_status_t kvx_kv_create(const kvx_kv_params_t *params, kvx_kv_h *kv_p)
     }
 
     if ((mask & KVX_KV_PARAM_FIELD_AUTH_SECRET) &&
-        (params->auth_secret == NULL || params->auth_secret_len < 16 ||
-         params->auth_secret_len > 1024)) {
-        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: auth_secret must be 16..1024 bytes");
+        (params->auth_secret == NULL || params->auth_secret_len < KVX_AUTH_SECRET_MIN ||
+         params->auth_secret_len > KVX_AUTH_SECRET_MAX)) {
+        return KVX_FAIL(KVX_ERR_INVALID_PARAM, "kv_create: auth_secret must be %d..%d bytes",
+                        KVX_AUTH_SECRET_MIN, KVX_AUTH_SECRET_MAX);
     }
 
     kvx_kv_h kv = calloc(1, sizeof(*kv));
@@ -350,7 +351,7 @@ void kvx_kv_destroy(kvx_kv_h kv)
     }
     free(kv->table);
     if (kv->auth_secret != NULL) {
-        memset(kv->auth_secret, 0, kv->auth_secret_len);
+        explicit_bzero(kv->auth_secret, kv->auth_secret_len); /* not optimised away */
         free(kv->auth_secret);
     }
     pthread_mutex_destroy(&kv->lock);

@@ -116,7 +116,6 @@ struct kvx_tp_conn {
     int piovcnt, piov_idx;
     uint64_t premaining;
     int pdiscard;
-    uint64_t last_rx_ns;   /* atomic: the last read that returned bytes */
     uint64_t last_live_ns; /* atomic: last sign of life (rx, or tx of frames) */
     uint64_t last_tx_ns;   /* under lock: the last write that sent bytes */
     frame_t *pframe;       /* initiator: READ_RESP being received */
@@ -435,7 +434,6 @@ static void conn_mark_live(kvx_tp_conn_t *conn)
     uint64_t now = kvx_now_ns();
     conn->last_tx_ns = now;
     __atomic_store_n(&conn->last_live_ns, now, __ATOMIC_RELAXED);
-    __atomic_store_n(&conn->last_rx_ns, now, __ATOMIC_RELAXED);
 }
 
 static kvx_tp_conn_t *conn_new(kvx_tp_t *tp, int fd, int outgoing)
@@ -727,6 +725,40 @@ static uint64_t tcp_peer_instance(kvx_tp_conn_t *conn)
     return instance;
 }
 
+/* Take an ended op off the link's list. conn->lock held. */
+static void op_unlink(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
+{
+    if (op->tp_prev != NULL) {
+        op->tp_prev->tp_next = op->tp_next;
+    } else {
+        conn->ops = op->tp_next;
+    }
+    if (op->tp_next != NULL) {
+        op->tp_next->tp_prev = op->tp_prev;
+    }
+}
+
+/* Send a READ's reply payload to the bin from now on: of @p op, or of every
+ * READ if @p op is NULL. Returns the frames orphaned. conn->lock and the
+ * receive side (rx_lock, or the owning thread) held. */
+static size_t orphan_reads(kvx_tp_conn_t *conn, const kvx_tp_op_t *op)
+{
+    size_t n = 0;
+    for (frame_t *fr = conn->fr_head; fr != NULL; fr = fr->next) {
+        if (fr->op != NULL && (op != NULL ? fr->op == op : fr->op->kind == KVX_TP_OP_READ)) {
+            fr->op = NULL;
+            n++;
+        }
+    }
+    frame_t *cur = conn->pframe; /* its reply is being received */
+    if (cur != NULL && cur->op != NULL && (op == NULL || cur->op == op)) {
+        cur->op = NULL;
+        conn->pdiscard = 1;
+        n++;
+    }
+    return n;
+}
+
 static int op_is_live(const kvx_tp_conn_t *conn, const kvx_tp_op_t *op)
 {
     for (const kvx_tp_op_t *o = conn->ops; o != NULL; o = o->tp_next) {
@@ -795,29 +827,12 @@ static kvx_status_t tcp_cancel(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
         dropped++;
     }
     if (op->kind == KVX_TP_OP_READ) {
-        for (frame_t *fr = conn->fr_head; fr != NULL; fr = fr->next) {
-            if (fr->op == op) {
-                fr->op = NULL;
-                dropped++;
-            }
-        }
-        if (conn->pframe != NULL && conn->pframe->op == op) {
-            conn->pframe->op = NULL;
-            conn->pdiscard = 1;
-            dropped++;
-        }
+        dropped += orphan_reads(conn, op);
     }
     op->tp_frames_left -= dropped;
     int ended = op->tp_frames_left == 0;
     if (ended) {
-        if (op->tp_prev != NULL) {
-            op->tp_prev->tp_next = op->tp_next;
-        } else {
-            conn->ops = op->tp_next;
-        }
-        if (op->tp_next != NULL) {
-            op->tp_next->tp_prev = op->tp_prev;
-        }
+        op_unlink(conn, op);
     }
     pthread_mutex_unlock(&conn->lock);
     pthread_mutex_unlock(&conn->rx_lock);
@@ -844,14 +859,7 @@ static kvx_tp_op_t *frame_finish(kvx_tp_conn_t *conn, frame_t *fr, kvx_status_t 
     if (--op->tp_frames_left > 0) {
         return NULL;
     }
-    if (op->tp_prev != NULL) {
-        op->tp_prev->tp_next = op->tp_next;
-    } else {
-        conn->ops = op->tp_next;
-    }
-    if (op->tp_next != NULL) {
-        op->tp_next->tp_prev = op->tp_prev;
-    }
+    op_unlink(conn, op);
     if (op == conn->borrow_op) {
         conn->borrow_done = 1;
     }
@@ -1303,7 +1311,6 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
     }
 }
 
-/* A full response frame on an outgoing connection (initiator side). */
 /* Initiator: the target's challenge, then its verdict and own proof. */
 static int handle_auth_reply(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
 {
@@ -1347,6 +1354,7 @@ static int handle_auth_reply(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, con
     return link_ready(conn);
 }
 
+/* A full response frame on an outgoing connection (initiator side). */
 static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const uint8_t *body)
 {
     kvx_tp_t *tp = conn->tp;
@@ -1572,9 +1580,7 @@ static int conn_parse(kvx_tp_conn_t *conn)
 
 static void conn_note_rx(kvx_tp_conn_t *conn)
 {
-    uint64_t now = kvx_now_ns();
-    __atomic_store_n(&conn->last_rx_ns, now, __ATOMIC_RELAXED);
-    __atomic_store_n(&conn->last_live_ns, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&conn->last_live_ns, kvx_now_ns(), __ATOMIC_RELAXED);
 }
 
 /* How long a link may be silent: an incoming link gets half of it, so that
@@ -1981,16 +1987,7 @@ static void conn_drain(kvx_tp_conn_t *conn)
         conn_fail(conn, KVX_ERR_CANCELED, 0);
         return;
     }
-    /* READ payload from now on goes to the bin. */
-    for (frame_t *fr = conn->fr_head; fr != NULL; fr = fr->next) {
-        if (fr->op != NULL && fr->op->kind == KVX_TP_OP_READ) {
-            fr->op = NULL;
-        }
-    }
-    if (conn->pframe != NULL && conn->pframe->op != NULL) {
-        conn->pframe->op = NULL;
-        conn->pdiscard = 1;
-    }
+    orphan_reads(conn, NULL); /* their ops end when the link does */
     conn->state = C_DRAINING;
     conn->close_reason = KVX_ERR_CANCELED;
     conn->drain_deadline = kvx_now_ns() + DRAIN_TIMEOUT_NS;
@@ -2204,6 +2201,16 @@ static kvx_status_t listen_on(kvx_tp_t *tp, const kvx_addr_t *addr)
 
 static void tcp_destroy(kvx_tp_t *tp);
 
+/* What tcp_create() made before any thread ran (the secret is wiped). */
+static void tp_free_unstarted(kvx_tp_t *tp)
+{
+    kvx_shm_table_destroy(tp->shm_table);
+    kvx_auth_erase(tp->secret, tp->secret_len);
+    free(tp->secret);
+    free(tp->threads);
+    free(tp);
+}
+
 static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcalls_t *up,
                                kvx_tp_t **tp_p)
 {
@@ -2229,8 +2236,7 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
     if (params->secret != NULL) {
         tp->secret = malloc(params->secret_len);
         if (tp->secret == NULL) {
-            kvx_shm_table_destroy(tp->shm_table);
-            free(tp);
+            tp_free_unstarted(tp);
             return KVX_FAIL(KVX_ERR_NO_MEMORY, "tcp: out of memory");
         }
         memcpy(tp->secret, params->secret, params->secret_len);
@@ -2239,14 +2245,12 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
     tp->listen_fd = -1;
     tp->nthreads = params->io_threads;
     tp->busy_poll_ns = (uint64_t)params->busy_poll_us * 1000ull;
-    tp->peer_timeout_ns =
-        (uint64_t)(params->peer_timeout_ms ? params->peer_timeout_ms : 5000) * 1000000ull;
+    tp->peer_timeout_ns = (uint64_t)(params->peer_timeout_ms ? params->peer_timeout_ms
+                                                             : KVX_DEFAULT_PEER_TIMEOUT_MS) *
+                          1000000ull;
     tp->threads = calloc(tp->nthreads, sizeof(*tp->threads));
     if (tp->threads == NULL) {
-        kvx_shm_table_destroy(tp->shm_table);
-        kvx_auth_erase(tp->secret, tp->secret_len);
-        free(tp->secret);
-        free(tp);
+        tp_free_unstarted(tp);
         return KVX_FAIL(KVX_ERR_NO_MEMORY, "tcp: out of memory");
     }
     for (unsigned i = 0; i < tp->nthreads; i++) {
@@ -2255,11 +2259,7 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
     }
     kvx_status_t status = KVX_OK;
     if (params->listen != NULL && (status = listen_on(tp, params->listen)) != KVX_OK) {
-        kvx_shm_table_destroy(tp->shm_table);
-        kvx_auth_erase(tp->secret, tp->secret_len);
-        free(tp->secret);
-        free(tp->threads);
-        free(tp);
+        tp_free_unstarted(tp);
         return status;
     }
     unsigned started = 0;
