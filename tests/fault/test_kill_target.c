@@ -5,9 +5,9 @@
  * starts a fresh target, keeps two threads in sync transfers of 4 MiB (a
  * READ loop and a WRITE loop), submits 8 async READs and 8 async WRITEs of
  * 4 MiB, then kills the target with SIGKILL: in even rounds after freezing
- * it with SIGSTOP (so that over tcp the async transfers are certainly in
- * flight, and the WRITEs that completed can be checked in its memory
- * first), in odd rounds while it runs.
+ * it with SIGSTOP (so that the WRITEs that completed can be checked in its
+ * memory first, and a probe READ submitted to the frozen target is certainly
+ * in flight over tcp), in odd rounds while it runs.
  *
  * Asserted: every pending transfer ends within KILL_BOUND_MS of the kill
  * (its own deadline is 20 s): async ones FAILED with KVX_ERR_CONNECTION_LOST
@@ -43,6 +43,8 @@
 #define ROUNDS        8
 #define DEADLINE_MS   20000 /* every transfer's own deadline */
 #define KILL_BOUND_MS 5000  /* "promptly": all pending transfers end within this of the kill */
+/* Async slots, then one for the probe READ submitted to a frozen target. */
+#define ABUF_BYTES ((2 * ASYNC_PAIRS + 1) * (size_t)CH)
 
 typedef struct syncer {
     kvx_engine_h engine;
@@ -97,7 +99,7 @@ static void *sync_loop(void *arg)
 typedef struct fixture {
     kvx_engine_h engine;
     test_peer_t peer;
-    uint8_t *abuf; /* async: READs into [0, 32 MiB), WRITEs from [32, 64 MiB) */
+    uint8_t *abuf; /* async: READs into [0, 32 MiB), WRITEs from [32, 64 MiB), probe after */
     uint8_t *sbuf; /* sync loops: CH each */
     kvx_mem_h amem, smem;
     char name[sizeof(((test_peer_t *)0)->name)]; /* the current target's */
@@ -134,10 +136,10 @@ static int setup(void **state)
     assert_non_null(f);
     f->engine = test_client(NULL);
     assert_non_null(f->engine);
-    f->abuf = malloc(2 * ASYNC_PAIRS * (size_t)CH);
+    f->abuf = malloc(ABUF_BYTES);
     f->sbuf = malloc(2 * (size_t)CH);
     assert_true(f->abuf != NULL && f->sbuf != NULL);
-    f->amem = fault_register(f->engine, f->abuf, 2 * ASYNC_PAIRS * (size_t)CH, 0);
+    f->amem = fault_register(f->engine, f->abuf, ABUF_BYTES, 0);
     f->smem = fault_register(f->engine, f->sbuf, 2 * (size_t)CH, 0);
     *state = f;
     return 0;
@@ -257,6 +259,17 @@ static void one_round(fixture_t *f, int round, int stop_first)
             ids[k] = 0; /* reported: the id is released */
         }
     }
+    /* A probe submitted once the target is frozen: over tcp it cannot
+     * complete, whatever the async transfers did before the freeze (on a
+     * slow machine they may all have). */
+    kvx_xfer_id_t probe = 0;
+    uint8_t *probe_buf = f->abuf + 2 * ASYNC_PAIRS * (size_t)CH;
+    if (stop_first) {
+        kvx_xfer_desc_t d = {probe_buf, src, CH};
+        memset(probe_buf, 0, CH);
+        FAULT_ADD(requests, 1);
+        assert_int_equal(kvx_xfer_submit(f->engine, name, KVX_OP_READ, &d, 1, &xp, &probe), KVX_OK);
+    }
     pid_t pid = f->peer.pid;
     uint64_t t_kill = test_now_ms();
     test_peer_kill(&f->peer);
@@ -295,6 +308,26 @@ static void one_round(fixture_t *f, int round, int stop_first)
         }
         if (st == KVX_XFER_TIMEOUT && err != KVX_ERR_TIMEOUT) {
             fail_msg("round %d: transfer %d TIMEOUT with %s", round, k, kvx_status_name(err));
+        }
+    }
+    if (probe != 0) {
+        int64_t left = (int64_t)(t_kill + KILL_BOUND_MS) - (int64_t)test_now_ms();
+        kvx_status_t err = KVX_OK;
+        kvx_xfer_state_t st = fault_wait(f->engine, probe, left > 0 ? (int)left : 0, &err);
+        if (st == KVX_XFER_WAITING) {
+            FAULT_ADD(hangs, 1);
+            fail_msg("round %d: the probe READ still WAITING %d ms after the kill", round,
+                     KILL_BOUND_MS);
+        } else if (st == KVX_XFER_COMPLETED) {
+            /* Only the same-host path copies without the target's CPU. */
+            assert_true(test_transport_is_shm());
+            assert_int_equal(fault_verify(probe_buf, CH, PEER_TAG_SRC, 0), 0);
+        } else {
+            failed++;
+            fault_hist_add(&hist, err);
+            if (err != KVX_ERR_CONNECTION_LOST && err != KVX_ERR_TIMEOUT) {
+                fail_msg("round %d: the probe READ ended with %s", round, kvx_status_name(err));
+            }
         }
     }
     uint64_t async_ms = test_now_ms() - t_kill;
@@ -341,7 +374,8 @@ static void one_round(fixture_t *f, int round, int stop_first)
                   done_before, failed, (unsigned long long)async_ms, sy[0].completed,
                   sy[1].completed, fault_hist_str(&hist, h, sizeof(h)), unverified);
     if (!test_transport_is_shm() && stop_first) {
-        /* Over tcp a stopped target completes nothing: the kill caught some. */
+        /* Over tcp a frozen target completes nothing: the kill caught the
+         * probe at least. */
         assert_true(failed > 0);
     }
 }
