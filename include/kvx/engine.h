@@ -452,6 +452,10 @@ typedef struct kvx_notification {
     /** Name the sending engine gave in its handshake (its own engine name,
      *  e.g. "10.0.0.5" or "10.0.0.5:26000"); informative, not authenticated. */
     char *sender;
+    /** The sending engine's random instance id: it changes when the sender
+     *  restarts. It is what kvx_engine_peer_epoch() reports as the remote
+     *  instance of a link to that sender. */
+    uint64_t sender_instance;
 } kvx_notification_t;
 
 /**
@@ -469,6 +473,12 @@ KVX_API kvx_status_t kvx_notify_send(kvx_engine_h engine, const char *remote, co
 
 /**
  * Take every queued notification, in arrival order, and clear the queue.
+ * Epochs: when a sender whose name is "ip:port" (a real address and port,
+ * so one process at a time) links again under a new instance id, what its
+ * earlier instance sent and was not fetched yet is dropped, and what still
+ * arrives from that instance is refused: it comes from a process that has
+ * restarted. Client names ("ip") are shared, so there nothing is dropped;
+ * compare sender_instance.
  * @param [out] list_p array to free with kvx_notify_free() (NULL if none)
  */
 KVX_API kvx_status_t kvx_notify_fetch(kvx_engine_h engine, kvx_notification_t **list_p,

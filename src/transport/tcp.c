@@ -1087,7 +1087,7 @@ static void target_link_ready(kvx_tp_conn_t *conn)
     conn->state = C_READY;
     conn_mark_live(conn);
     pthread_mutex_unlock(&conn->lock);
-    conn->tp->up.incoming_event(conn->tp->up.ctx, 1);
+    conn->tp->up.incoming_event(conn->tp->up.ctx, 1, conn->peer_name, conn->peer_instance);
     kvx_debug("tcp: accepted link from %s", conn->peer_name);
 }
 
@@ -1289,7 +1289,8 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
             kvx_warn("tcp: bad notification from %s: %s", conn->peer_name, kvx_last_error());
             return -1;
         }
-        status = tp->up.deliver_notify(tp->up.ctx, conn->peer_name, name, name_len, msg, msg_len);
+        status = tp->up.deliver_notify(tp->up.ctx, conn->peer_name, conn->peer_instance, name,
+                                       name_len, msg, msg_len);
         return reply_status(conn, KVX_WIRE_NOTIFY_ACK, hdr->seq, status);
     }
     case KVX_WIRE_MEM_QUERY: {
@@ -1838,7 +1839,7 @@ static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired
         timed_out |= expired_before != 0 && op->deadline_ns <= expired_before;
     }
     if (!conn->outgoing && was_ready) {
-        tp->up.incoming_event(tp->up.ctx, 0);
+        tp->up.incoming_event(tp->up.ctx, 0, conn->peer_name, conn->peer_instance);
     }
     if (conn->outgoing) {
         /* The peer is BROKEN before any op reports: a caller told TIMEOUT

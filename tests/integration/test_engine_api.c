@@ -2557,6 +2557,82 @@ static void test_notify_sender(void **state)
     kvx_engine_destroy(third);
 }
 
+/* Take every queued notification named @p name; their count. */
+static size_t fetch_named(kvx_engine_h e, const char *name, uint64_t *instance_p)
+{
+    kvx_notification_t *list = NULL;
+    size_t n = 0, found = 0;
+    assert_status(kvx_notify_fetch(e, &list, &n), KVX_OK);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i].name, name) == 0) {
+            found++;
+            *instance_p = list[i].sender_instance;
+        }
+    }
+    kvx_notify_free(list, n);
+    return found;
+}
+
+/* Epochs of notifications: each carries its sender's instance id; when a
+ * listening sender's "ip:port" links again under a new instance (it
+ * restarted), what its old instance sent and was not fetched is dropped.
+ * Client names ("ip") are shared by processes, so nothing is dropped there. */
+static void test_notify_sender_epoch(void **state)
+{
+    fx_t *fx = *state;
+    const char *server = kvx_engine_name(fx->server);
+    kvx_engine_h old = engine_new("127.0.0.1:0");
+    char name[KVX_ENGINE_NAME_MAX];
+    snprintf(name, sizeof(name), "%s", kvx_engine_name(old));
+    assert_status(kvx_engine_connect(old, server, 5000), KVX_OK);
+    assert_status(kvx_notify_send(old, server, "old", "1", 1, 0), KVX_OK);
+    assert_status(kvx_notify_send(old, server, "old", "2", 1, 0), KVX_OK);
+    /* The id in a notification is the one a link to the sender reports. */
+    assert_status(kvx_notify_send(old, server, "probe", "p", 1, 0), KVX_OK);
+    uint64_t sent_as = 0, linked = 0;
+    assert_int_equal(fetch_named(fx->server, "probe", &sent_as), 1);
+    assert_status(kvx_engine_connect(fx->server, name, 5000), KVX_OK);
+    assert_status(kvx_engine_peer_epoch(fx->server, name, NULL, &linked), KVX_OK);
+    assert_true(sent_as != 0);
+    assert_int_equal(sent_as, linked);
+    assert_status(kvx_notify_send(old, server, "old", "3", 1, 0), KVX_OK);
+    assert_status(kvx_engine_disconnect(fx->server, name, 5000), KVX_OK);
+
+    /* Two client engines of one name: both kept, told apart by instance. */
+    kvx_engine_h other = engine_new("127.0.0.1");
+    assert_status(kvx_engine_connect(other, fx->remote, 5000), KVX_OK);
+    assert_status(kvx_notify_send(fx->client, fx->remote, "client", "a", 1, 0), KVX_OK);
+    assert_status(kvx_notify_send(other, fx->remote, "client", "b", 1, 0), KVX_OK);
+    kvx_engine_destroy(other);
+
+    /* The old sender goes; a new engine takes its name (and port). */
+    kvx_engine_destroy(old);
+    kvx_engine_h renewed = engine_new(name);
+    assert_status(kvx_engine_connect(renewed, server, 5000), KVX_OK);
+    assert_status(kvx_notify_send(renewed, server, "new", "4", 1, 0), KVX_OK);
+
+    kvx_notification_t *list = NULL;
+    size_t n = 0;
+    assert_status(kvx_notify_fetch(fx->server, &list, &n), KVX_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0].name, "client");
+    assert_string_equal(list[1].name, "client");
+    assert_string_equal(list[0].sender, list[1].sender);
+    assert_true(list[0].sender_instance != list[1].sender_instance);
+    assert_string_equal(list[2].name, "new");
+    assert_string_equal(list[2].sender, name);
+    assert_true(list[2].sender_instance != 0 && list[2].sender_instance != sent_as);
+    kvx_notify_free(list, n);
+
+    /* The same instance linking again is no restart: nothing dropped. */
+    assert_status(kvx_notify_send(renewed, server, "kept", "5", 1, 0), KVX_OK);
+    assert_status(kvx_engine_disconnect(renewed, server, 5000), KVX_OK);
+    assert_status(kvx_engine_connect(renewed, server, 5000), KVX_OK);
+    uint64_t kept_as = 0;
+    assert_int_equal(fetch_named(fx->server, "kept", &kept_as), 1);
+    kvx_engine_destroy(renewed);
+}
+
 static void test_notify_after_async_write(void **state)
 {
     fx_t *fx = *state;
@@ -2998,6 +3074,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_notify_limits, setup_pair, teardown_fx),
         cmocka_unit_test(test_notify_queue_full),
         cmocka_unit_test_setup_teardown(test_notify_sender, setup_pair, teardown_fx),
+        cmocka_unit_test_setup_teardown(test_notify_sender_epoch, setup_pair, teardown_fx),
         cmocka_unit_test_setup_teardown(test_notify_after_async_write, setup_pair, teardown_fx),
         cmocka_unit_test(test_capability),
         cmocka_unit_test(test_destroy_busy),
