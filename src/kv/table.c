@@ -113,6 +113,38 @@ kvx_status_t kvx_kv_table_publish(uint8_t *region, size_t cap, uint64_t cluster_
     return KVX_OK;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* A table names each cache once: a peer's table with two entries of one id
+ * would make lookups depend on the order we search in. */
+static kvx_status_t check_unique_ids(const kvx_kv_table_entry_t *entries, size_t count)
+{
+    if (count < 2) {
+        return KVX_OK;
+    }
+    int64_t *ids = malloc(count * sizeof(*ids));
+    if (ids == NULL) {
+        return KVX_FAIL(KVX_ERR_NO_MEMORY, "cache table: out of memory");
+    }
+    for (size_t i = 0; i < count; i++) {
+        ids[i] = entries[i].cache_id;
+    }
+    qsort(ids, count, sizeof(*ids), cmp_id);
+    kvx_status_t status = KVX_OK;
+    for (size_t i = 1; i < count && status == KVX_OK; i++) {
+        if (ids[i] == ids[i - 1]) {
+            status = KVX_FAIL(KVX_ERR_PROTOCOL, "cache table: cache id %lld appears twice",
+                              (long long)ids[i]);
+        }
+    }
+    free(ids);
+    return status;
+}
+
 void kvx_kv_table_free(kvx_kv_table_entry_t *entries, size_t count)
 {
     if (entries == NULL) {
@@ -149,6 +181,9 @@ kvx_status_t kvx_kv_table_parse(const uint8_t *buf, size_t len, uint64_t *cluste
         return KVX_INPROGRESS;
     }
     uint32_t count = get32(buf + 24);
+    if (get32(buf + 28) != 0) {
+        return KVX_FAIL(KVX_ERR_PROTOCOL, "cache table: reserved word is not zero");
+    }
     if (count > payload / ENTRY_FIXED) {
         return KVX_FAIL(KVX_ERR_PROTOCOL, "cache table: %u entries cannot fit %llu bytes", count,
                         (unsigned long long)payload);
@@ -195,6 +230,13 @@ kvx_status_t kvx_kv_table_parse(const uint8_t *buf, size_t len, uint64_t *cluste
         }
         e->geom.addrs = e->addrs;
         p += kvx_kv_table_entry_size(desc.num_tensors);
+    }
+    if (status == KVX_OK && p != end) {
+        status = KVX_FAIL(KVX_ERR_PROTOCOL, "cache table: %zu bytes after the last entry",
+                          (size_t)(end - p));
+    }
+    if (status == KVX_OK) {
+        status = check_unique_ids(entries, count);
     }
     if (status != KVX_OK) {
         kvx_kv_table_free(entries, count);

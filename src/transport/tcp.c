@@ -1470,7 +1470,9 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
         } else if (status == KVX_OK) {
             uint32_t announced = (uint32_t)body[0] | ((uint32_t)body[1] << 8) |
                                  ((uint32_t)body[2] << 16) | ((uint32_t)body[3] << 24);
-            if (announced <= KVX_WIRE_MAX_MEM_ENTRIES) {
+            /* The body must hold what it announces before room is made. */
+            if (announced <= KVX_WIRE_MAX_MEM_ENTRIES &&
+                hdr->body_len == kvx_wire_mem_table_size(announced)) {
                 entries = malloc((announced ? announced : 1) * sizeof(*entries));
                 if (entries == NULL) {
                     status = KVX_ERR_NO_MEMORY;

@@ -33,7 +33,7 @@ static int same_entry(const kvx_kv_table_entry_t *a, const kvx_kv_table_entry_t 
 }
 
 /* Publishing what was parsed and parsing that again gives the same table
- * (the bytes may differ: dims past ndims and slack after the entries). */
+ * (the bytes may differ in dims past ndims). */
 static void republish(uint64_t cluster, const kvx_kv_table_entry_t *e, size_t count, size_t used)
 {
     size_t cap = HDR + used + 8;
@@ -76,6 +76,7 @@ static void parse(const uint8_t *buf, size_t len)
     FUZZ_CHECK(fuzz_le(buf + 8, 8) % 2 == 0 &&
                fuzz_le(buf + HDR + payload, 8) == fuzz_le(buf + 8, 8));
     FUZZ_CHECK(cluster == fuzz_le(buf + 16, 8) && count == fuzz_le(buf + 24, 4));
+    FUZZ_CHECK(fuzz_le(buf + 28, 4) == 0); /* the reserved word */
     /* A decoded count never exceeds what the payload can hold. */
     FUZZ_CHECK(count <= payload / ENTRY_FIXED);
     FUZZ_CHECK(entries != NULL);
@@ -108,8 +109,12 @@ static void parse(const uint8_t *buf, size_t len)
         FUZZ_CHECK(n == ENTRY_FIXED + 8 * (size_t)g->num_tensors);
         used += n;
         FUZZ_CHECK(used <= payload); /* entries stay inside the payload */
+        for (size_t j = 0; j < i; j++) {
+            FUZZ_CHECK(entries[j].cache_id != e->cache_id); /* each id once */
+        }
         p += n;
     }
+    FUZZ_CHECK(used == payload); /* canonical: nothing after the last entry */
     republish(cluster, entries, count, used);
     kvx_kv_table_free(entries, count);
 }

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "kv/plan.h"
+#include "kv/table.h"
 #include "util/error.h"
 
 #define MAX_T      64            /* tensors per cache in the planner tests */
@@ -1266,6 +1267,59 @@ static void test_geom_invalid(void **state)
     expect_geom(&d, KVX_ERR_INVALID_PARAM, "2^64 bytes, wraps to 0");
 }
 
+/* ------------------------------------------------------------ cache table */
+
+/* The published table parses back; a table that is not canonical (spare
+ * bytes after the entries, one id twice, a reserved word set) is refused. */
+static void test_table_canonical(void **state)
+{
+    (void)state;
+    kvx_kv_cache_desc_t desc = {.field_mask = F_REQ,
+                                .num_tensors = 2,
+                                .dtype = KVX_DTYPE_FP16,
+                                .ndims = 2,
+                                .dims = {4, 64}};
+    uint64_t addrs[2][2] = {{0x1000, 0x2000}, {0x3000, 0x4000}};
+    kvx_kv_table_entry_t e[2] = {{.cache_id = 1, .placement = KVX_MEM_HOST, .addrs = addrs[0]},
+                                 {.cache_id = 2, .placement = KVX_MEM_HOST, .addrs = addrs[1]}};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(kvx_kv_geom_init(&e[i].geom, &desc), KVX_OK);
+        e[i].geom.addrs = e[i].addrs;
+    }
+    uint8_t region[4096];
+    uint64_t cluster = 0;
+    kvx_kv_table_entry_t *out = NULL;
+    size_t count = 0, need = 0;
+
+    memset(region, 0, sizeof(region));
+    assert_int_equal(kvx_kv_table_publish(region, sizeof(region), 77, e, 2), KVX_OK);
+    assert_int_equal(kvx_kv_table_parse(region, sizeof(region), &cluster, &out, &count, &need),
+                     KVX_OK);
+    assert_int_equal(cluster, 77);
+    assert_int_equal(count, 2);
+    assert_int_equal(out[1].cache_id, 2);
+    assert_int_equal(out[1].addrs[1], 0x4000);
+    kvx_kv_table_free(out, count);
+
+    /* The count says one entry; the payload holds two (the checksum covers
+     * only the payload, so it still matches). */
+    region[24] = 1;
+    assert_int_equal(kvx_kv_table_parse(region, sizeof(region), &cluster, &out, &count, &need),
+                     KVX_ERR_PROTOCOL);
+    assert_non_null(strstr(kvx_last_error(), "after the last entry"));
+    region[24] = 2;
+    region[28] = 1;
+    assert_int_equal(kvx_kv_table_parse(region, sizeof(region), &cluster, &out, &count, &need),
+                     KVX_ERR_PROTOCOL);
+    assert_non_null(strstr(kvx_last_error(), "reserved"));
+
+    e[1].cache_id = 1;
+    assert_int_equal(kvx_kv_table_publish(region, sizeof(region), 77, e, 2), KVX_OK);
+    assert_int_equal(kvx_kv_table_parse(region, sizeof(region), &cluster, &out, &count, &need),
+                     KVX_ERR_PROTOCOL);
+    assert_non_null(strstr(kvx_last_error(), "appears twice"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1275,7 +1329,7 @@ int main(void)
         cmocka_unit_test(test_large_offsets), cmocka_unit_test(test_random),
         cmocka_unit_test(test_err_mismatch),  cmocka_unit_test(test_err_layers),
         cmocka_unit_test(test_err_entries),   cmocka_unit_test(test_err_blocks),
-        cmocka_unit_test(test_err_params),
+        cmocka_unit_test(test_err_params),    cmocka_unit_test(test_table_canonical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
