@@ -124,6 +124,7 @@ struct kvx_tp_conn {
     int shm_offered;
     int shm_answered;
     uint64_t peer_instance; /* from HELLO / HELLO_ACK */
+    uint64_t ready_instance; /* atomic: peer_instance while C_READY, else 0 */
     enum auth_step auth;
     uint8_t nonce_mine[KVX_WIRE_AUTH_NONCE];
     uint8_t nonce_peer[KVX_WIRE_AUTH_NONCE];
@@ -717,12 +718,11 @@ static kvx_status_t tcp_submit(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
     return status;
 }
 
+/* Lock-free: the engine asks under engine->lock, which must not take
+ * conn->lock (see the lock order in docs/architecture.md). */
 static uint64_t tcp_peer_instance(kvx_tp_conn_t *conn)
 {
-    pthread_mutex_lock(&conn->lock);
-    uint64_t instance = conn->state == C_READY ? conn->peer_instance : 0;
-    pthread_mutex_unlock(&conn->lock);
-    return instance;
+    return __atomic_load_n(&conn->ready_instance, __ATOMIC_ACQUIRE);
 }
 
 /* Take an ended op off the link's list. conn->lock held. */
@@ -1031,6 +1031,7 @@ static int link_ready(kvx_tp_conn_t *conn)
     }
     pthread_mutex_lock(&conn->lock);
     conn->state = C_READY;
+    __atomic_store_n(&conn->ready_instance, conn->peer_instance, __ATOMIC_RELEASE);
     conn_mark_live(conn);
     pthread_mutex_unlock(&conn->lock);
     tp->up.link_event(tp->up.ctx, conn->peer_ctx, conn, 1, KVX_OK);
@@ -1085,6 +1086,7 @@ static void target_link_ready(kvx_tp_conn_t *conn)
 {
     pthread_mutex_lock(&conn->lock);
     conn->state = C_READY;
+    __atomic_store_n(&conn->ready_instance, conn->peer_instance, __ATOMIC_RELEASE);
     conn_mark_live(conn);
     pthread_mutex_unlock(&conn->lock);
     conn->tp->up.incoming_event(conn->tp->up.ctx, 1, conn->peer_name, conn->peer_instance);
@@ -1800,6 +1802,7 @@ static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired
         reason = conn->close_reason; /* the drain ended (EOF, error or time) */
     }
     conn->state = C_CLOSED;
+    __atomic_store_n(&conn->ready_instance, 0, __ATOMIC_RELEASE);
     epoll_ctl(th->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
     if (conn->ops != NULL || conn->sq_head != NULL) {
         /* Work is being abandoned: reset the connection, so that frames
@@ -1992,6 +1995,7 @@ static void conn_drain(kvx_tp_conn_t *conn)
     }
     orphan_reads(conn, NULL); /* their ops end when the link does */
     conn->state = C_DRAINING;
+    __atomic_store_n(&conn->ready_instance, 0, __ATOMIC_RELEASE);
     conn->close_reason = KVX_ERR_CANCELED;
     conn->drain_deadline = kvx_now_ns() + DRAIN_TIMEOUT_NS;
     conn->want_out = 0;
