@@ -1889,9 +1889,10 @@ static void conn_event(kvx_tp_conn_t *conn, uint32_t events)
         conn->state = C_HELLO;
         pthread_mutex_unlock(&conn->lock);
     }
-    if ((events & EPOLLIN) && conn_silent_too_long(conn, kvx_now_ns())) {
+    if (conn_silent_too_long(conn, kvx_now_ns())) {
         /* We were stopped (or starved) past the limit: the peer has given
-         * up on this link, so what waits in the socket must not land. */
+         * up on this link, so what waits in the socket, or in rbuf behind
+         * back-pressure (an EPOLLOUT would resume it), must not land. */
         kvx_warn("tcp: link with %s silent for longer than its limit; closing it unread",
                  conn->peer_name);
         conn_fail(conn, KVX_ERR_PEER_UNRESPONSIVE, 0);
