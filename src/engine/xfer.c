@@ -83,6 +83,36 @@ static void xfer_done(kvx_tp_op_t *op, kvx_status_t status)
     pthread_mutex_unlock(&engine->lock);
 }
 
+/* A checksummed frame carries at most KVX_WIRE_MAX_CSUM_PAYLOAD bytes, so
+ * longer descriptors are cut into pieces of that size: how many in all. */
+static kvx_status_t checksum_pieces(const kvx_xfer_desc_t *descs, size_t count, size_t *pieces_p)
+{
+    size_t pieces = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint64_t n = (descs[i].length + KVX_WIRE_MAX_CSUM_PAYLOAD - 1) / KVX_WIRE_MAX_CSUM_PAYLOAD;
+        if (n > SIZE_MAX / sizeof(*descs) - pieces) {
+            return KVX_FAIL(KVX_ERR_NO_MEMORY, "transfer: too many checksummed pieces");
+        }
+        pieces += (size_t)n;
+    }
+    *pieces_p = pieces;
+    return KVX_OK;
+}
+
+/* Copy @p descs into @p out, cutting each into pieces of at most @p piece. */
+static void split_descs(const kvx_xfer_desc_t *descs, size_t count, uint64_t piece,
+                        kvx_xfer_desc_t *out)
+{
+    for (size_t i = 0; i < count; i++) {
+        for (uint64_t off = 0; off < descs[i].length; off += piece) {
+            uint64_t left = descs[i].length - off;
+            *out++ = (kvx_xfer_desc_t){.local_addr = (uint8_t *)descs[i].local_addr + off,
+                                       .remote_addr = descs[i].remote_addr + off,
+                                       .length = left < piece ? left : piece};
+        }
+    }
+}
+
 /* Everything both kinds of transfer check before a byte moves. On success
  * the caller owns *xfer_p (pinned, not yet submitted) and a link reference. */
 static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_op_t op,
@@ -141,16 +171,26 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
     xfer->async = async;
     xfer->user_data = user_data;
     xfer->state = KVX_XFER_WAITING;
-    if (async) {
+    size_t pieces = count;
+    if (checksum && (status = checksum_pieces(descs, count, &pieces)) != KVX_OK) {
+        xfer_free(xfer);
+        return status;
+    }
+    if (async || pieces > count) {
         /* The caller may reuse its array as soon as submit returns. */
-        xfer->desc_copy = malloc(count * sizeof(*descs));
+        xfer->desc_copy = malloc(pieces * sizeof(*descs));
         if (xfer->desc_copy == NULL) {
             xfer_free(xfer);
             return KVX_FAIL(KVX_ERR_NO_MEMORY, "transfer: out of memory for %zu descriptors",
-                            count);
+                            pieces);
         }
-        memcpy(xfer->desc_copy, descs, count * sizeof(*descs));
+        if (pieces > count) {
+            split_descs(descs, count, KVX_WIRE_MAX_CSUM_PAYLOAD, xfer->desc_copy);
+        } else {
+            memcpy(xfer->desc_copy, descs, count * sizeof(*descs));
+        }
         descs = xfer->desc_copy;
+        count = pieces;
     }
     xfer->op = (kvx_tp_op_t){.kind = (op == KVX_OP_READ) ? KVX_TP_OP_READ : KVX_TP_OP_WRITE,
                              .deadline_ns = deadline,

@@ -123,7 +123,7 @@ struct kvx_tp_conn {
     kvx_shm_pins_t *pins;  /* target: this link's pins on our slot table */
     int shm_offered;
     int shm_answered;
-    uint64_t peer_instance; /* from HELLO / HELLO_ACK */
+    uint64_t peer_instance;  /* from HELLO / HELLO_ACK */
     uint64_t ready_instance; /* atomic: peer_instance while C_READY, else 0 */
     enum auth_step auth;
     uint8_t nonce_mine[KVX_WIRE_AUTH_NONCE];
@@ -548,12 +548,14 @@ static kvx_status_t queue_op(kvx_tp_conn_t *conn, kvx_tp_op_t *op)
         size_t n = 0;
         for (size_t first = 0; first < op->count; first += n) {
             /* A frame holds at most KVX_WIRE_MAX_FRAME_DESCS descriptors and
-             * KVX_WIRE_MAX_PAYLOAD bytes (a descriptor is below it: the
-             * engine refuses longer ones). */
-            uint64_t bytes = 0;
+             * KVX_WIRE_MAX_PAYLOAD bytes, KVX_WIRE_MAX_CSUM_PAYLOAD with a
+             * checksum (a descriptor is below it: the engine refuses longer
+             * ones, and splits them for checksummed transfers). */
+            uint64_t bytes = 0,
+                     max_bytes = op->checksum ? KVX_WIRE_MAX_CSUM_PAYLOAD : KVX_WIRE_MAX_PAYLOAD;
             n = 0;
             while (first + n < op->count && n < KVX_WIRE_MAX_FRAME_DESCS &&
-                   bytes + op->descs[first + n].length <= KVX_WIRE_MAX_PAYLOAD) {
+                   (n == 0 || bytes + op->descs[first + n].length <= max_bytes)) {
                 bytes += op->descs[first + n].length;
                 n++;
             }
@@ -1236,6 +1238,12 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
         status = kvx_wire_decode_descs(body, len, conn->wdescs, &n, &total);
         if (status != KVX_OK) {
             kvx_warn("tcp: bad request from %s: %s", conn->peer_name, kvx_last_error());
+            return -1;
+        }
+        if (csum && total > KVX_WIRE_MAX_CSUM_PAYLOAD) {
+            kvx_warn("tcp: checksummed request from %s for %llu bytes (at most %llu per frame)",
+                     conn->peer_name, (unsigned long long)total,
+                     (unsigned long long)KVX_WIRE_MAX_CSUM_PAYLOAD);
             return -1;
         }
         void *pin = NULL;

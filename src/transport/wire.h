@@ -27,6 +27,9 @@
 #define KVX_WIRE_KEEPALIVE_MS 100
 /* Largest payload of one frame (a sanity bound, 1 TiB). */
 #define KVX_WIRE_MAX_PAYLOAD (1ull << 40)
+/* Largest payload of a checksummed frame: each is hashed in one go on an
+ * I/O thread, which must not stall for long (64 MiB: a few ms). */
+#define KVX_WIRE_MAX_CSUM_PAYLOAD (64ull << 20)
 
 typedef enum kvx_wire_type {
     KVX_WIRE_HELLO = 1,

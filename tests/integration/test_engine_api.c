@@ -2230,6 +2230,45 @@ static void test_checksum_catches_corruption(void **state)
     }
 }
 
+/* A checksummed descriptor longer than a checksummed frame may carry
+ * (64 MiB) is cut into pieces, each hashed on its own: the data arrives
+ * whole both ways, sync and async, and a flip in the last piece is caught. */
+static void test_checksum_long_descriptor(void **state)
+{
+    fx_t *fx = *state;
+    const size_t len = ((size_t)64 << 20) * 2 + ((size_t)3 << 20) + 5;
+    uint8_t *cbig = malloc(len), *sbig = calloc(1, len);
+    assert_true(cbig != NULL && sbig != NULL);
+    kvx_mem_h cm = reg_ok(fx->client, cbig, len), sm = reg_ok(fx->server, sbig, len);
+    link_barrier(fx);
+    kvx_xfer_params_t xp = {.field_mask = KVX_XFER_PARAM_FIELD_CHECKSUM, .checksum = 1};
+    kvx_xfer_desc_t d = {cbig, raddr(sbig), len};
+
+    test_fill(cbig, len, 61, 0);
+    assert_status(kvx_xfer_sync(fx->client, fx->remote, KVX_OP_WRITE, &d, 1, &xp), KVX_OK);
+    assert_int_equal(test_check(sbig, len, 61, 0), 0);
+    memset(cbig, 0, len);
+    kvx_xfer_id_t id = 0;
+    assert_status(kvx_xfer_submit(fx->client, fx->remote, KVX_OP_READ, &d, 1, &xp, &id), KVX_OK);
+    kvx_xfer_state_t st = KVX_XFER_WAITING;
+    kvx_status_t err = KVX_OK;
+    assert_status(kvx_xfer_wait(fx->client, id, 30000, &st, &err), KVX_OK);
+    assert_int_equal(st, KVX_XFER_COMPLETED);
+    assert_int_equal(test_check(cbig, len, 61, 0), 0);
+
+    /* Past two full pieces and their headers: in the third. */
+    test_fill(sbig, len, 62, 0);
+    proxy_corrupt(fx->proxy, PX_BACK, ((uint64_t)64 << 20) * 2 + 4096);
+    assert_status(kvx_xfer_sync(fx->client, fx->remote, KVX_OP_READ, &d, 1, &xp), KVX_ERR_CHECKSUM);
+    assert_int_equal(proxy_corrupted(fx->proxy), 1);
+    assert_int_equal(peer_state(fx->client, fx->remote, NULL), KVX_PEER_CONNECTED);
+
+    assert_status(kvx_mem_deregister(fx->client, cm), KVX_OK);
+    assert_status(kvx_mem_deregister(fx->server, sm), KVX_OK);
+    free(cbig);
+    free(sbig);
+}
+
 /* Blocking helpers for a raw peer: whole frames, bounded by 5 s. */
 static void raw_send_frame(int fd, uint8_t type, uint64_t seq, const void *body, size_t len)
 {
@@ -3068,6 +3107,7 @@ int main(void)
         cmocka_unit_test(test_auth_raw_refused),
         cmocka_unit_test_setup_teardown(test_checksum_catches_corruption, setup_relayed,
                                         teardown_fx),
+        cmocka_unit_test_setup_teardown(test_checksum_long_descriptor, setup_relayed, teardown_fx),
         cmocka_unit_test_setup_teardown(test_disconnect_cancels_pending, setup_relayed,
                                         teardown_fx),
         cmocka_unit_test_setup_teardown(test_notify_order_and_fetch, setup_pair, teardown_fx),
