@@ -675,6 +675,105 @@ static void seeds_kv_table(void)
     seed("kv_table", "bad-payload-cuts-entry", t, table_len(t));
 }
 
+/* ------------------------------------------------------ shm slot table */
+
+/* See fuzz_shm_table.c: flags, descriptors (offset and length - 1 in the
+ * window at SHM_WINDOW), high_water, then 64-byte slots. */
+#define SHM_WINDOW 0x3f0000000000ull
+#define SHM_WIN    (64u << 10)
+
+typedef struct shm_seed {
+    uint8_t b[2 + 8 * 8 + 4 + 8 * 64];
+    size_t len;
+    size_t slots_at;
+} shm_seed_t;
+
+static void shm_begin(shm_seed_t *s, int tag, uint32_t hw, const uint32_t (*descs)[2], size_t ndesc)
+{
+    memset(s, 0, sizeof(*s));
+    s->b[0] = (uint8_t)tag;
+    s->b[1] = (uint8_t)(ndesc - 1);
+    size_t at = 2;
+    for (size_t i = 0; i < ndesc; i++, at += 8) {
+        fuzz_put_le(s->b + at, descs[i][0], 4);
+        fuzz_put_le(s->b + at + 4, descs[i][1] - 1, 4);
+    }
+    fuzz_put_le(s->b + at, hw, 4);
+    s->len = s->slots_at = at + 4;
+}
+
+static void shm_slot(shm_seed_t *s, uint64_t addr, uint64_t len, uint64_t tag, uint32_t gen,
+                     uint32_t memfd, uint64_t memfd_off)
+{
+    uint8_t *p = s->b + s->len;
+    fuzz_put_le(p, addr, 8);
+    fuzz_put_le(p + 8, len, 8);
+    fuzz_put_le(p + 16, tag, 8);
+    fuzz_put_le(p + 28, gen, 4);
+    fuzz_put_le(p + 32, memfd, 4);
+    fuzz_put_le(p + 40, memfd_off, 8);
+    s->len += 64;
+}
+
+static void seeds_shm_table(void)
+{
+    static const uint32_t one[][2] = {{0, 4096}};
+    static const uint32_t across[][2] = {{30u << 10, 4096}};
+    static const uint32_t many[][2] = {{0, 100},          {4096, 8192}, {40000, 5}, {65535, 1},
+                                       {1000, 64u << 10}, {70000, 10},  {12, 12},   {0, 1}};
+    const uint64_t w = SHM_WINDOW;
+    shm_seed_t s;
+    shm_begin(&s, 0, 2, one, 1);
+    shm_slot(&s, w, SHM_WIN, 0, 2, UINT32_MAX, 0);
+    seed("shm_table", "ok-one-slot", s.b, s.len);
+    shm_begin(&s, 0, 2, one, 1);
+    shm_slot(&s, w, SHM_WIN, 0, 2, 1, 0);
+    seed("shm_table", "ok-memfd", s.b, s.len);
+    shm_begin(&s, 0, 2, one, 1);
+    shm_slot(&s, w, SHM_WIN, 0, 2, 1, SHM_WIN);
+    seed("shm_table", "ok-memfd-off-past-end", s.b, s.len);
+    shm_begin(&s, 1, 2, one, 1);
+    shm_slot(&s, w, SHM_WIN, 7, 4, UINT32_MAX, 0);
+    seed("shm_table", "ok-tag", s.b, s.len);
+    shm_begin(&s, 1, 2, one, 1);
+    shm_slot(&s, w, SHM_WIN, 8, 4, UINT32_MAX, 0);
+    seed("shm_table", "bad-tag", s.b, s.len);
+    shm_begin(&s, 0, 3, across, 1);
+    shm_slot(&s, w, 32u << 10, 0, 2, UINT32_MAX, 0);
+    shm_slot(&s, w + (32u << 10), 32u << 10, 0, 2, 1, 0);
+    seed("shm_table", "ok-two-slots-end-to-end", s.b, s.len);
+    shm_begin(&s, 0, 3, across, 1);
+    shm_slot(&s, w, 31u << 10, 0, 2, UINT32_MAX, 0);
+    shm_slot(&s, w + (32u << 10), 32u << 10, 0, 2, UINT32_MAX, 0);
+    seed("shm_table", "bad-gap", s.b, s.len);
+    shm_begin(&s, 1, 3, across, 1);
+    shm_slot(&s, w, 40u << 10, 7, 2, UINT32_MAX, 0);
+    shm_slot(&s, w + (20u << 10), 40u << 10, 9, 2, UINT32_MAX, 0);
+    seed("shm_table", "ok-overlap-other-tag", s.b, s.len);
+    shm_begin(&s, 0, 2, one, 1);
+    shm_slot(&s, w, SHM_WIN, 0, 3, UINT32_MAX, 0);
+    seed("shm_table", "bad-gen-odd", s.b, s.len);
+    shm_begin(&s, 0, 2, one, 1);
+    shm_slot(&s, w, SHM_WIN, 0, 0, UINT32_MAX, 0);
+    seed("shm_table", "bad-gen-zero", s.b, s.len);
+    shm_begin(&s, 0, UINT32_MAX, one, 1);
+    shm_slot(&s, w, SHM_WIN, 0, 2, UINT32_MAX, 0);
+    seed("shm_table", "bad-high-water", s.b, s.len);
+    shm_begin(&s, 0, 1, one, 1);
+    shm_slot(&s, w, SHM_WIN, 0, 2, UINT32_MAX, 0);
+    seed("shm_table", "bad-slot-above-high-water", s.b, s.len);
+    shm_begin(&s, 0, 3, one, 1);
+    shm_slot(&s, UINT64_MAX - 15, 32, 0, 2, UINT32_MAX, 0);
+    shm_slot(&s, w, 2 * SHM_WIN, 0, 2, UINT32_MAX, 0);
+    seed("shm_table", "ok-wrapping-slot-skipped", s.b, s.len);
+    shm_begin(&s, 0, 2, many, 8);
+    shm_slot(&s, w, 2 * SHM_WIN, 0, 2, UINT32_MAX, 0);
+    seed("shm_table", "bad-eight-past-window", s.b, s.len);
+    shm_begin(&s, 0, 2, many, 4);
+    shm_slot(&s, w, SHM_WIN, 0, 2, 1, 0);
+    seed("shm_table", "ok-four-memfd", s.b, s.len);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -695,5 +794,6 @@ int main(int argc, char **argv)
     seeds_mem_table();
     seeds_frame();
     seeds_kv_table();
+    seeds_shm_table();
     return 0;
 }
