@@ -473,12 +473,12 @@ KVX_API kvx_status_t kvx_notify_send(kvx_engine_h engine, const char *remote, co
 
 /**
  * Take every queued notification, in arrival order, and clear the queue.
- * Epochs: when a sender whose name is "ip:port" (a real address and port,
- * so one process at a time) links again under a new instance id, what its
- * earlier instance sent and was not fetched yet is dropped, and what still
- * arrives from that instance is refused: it comes from a process that has
- * restarted. Client names ("ip") are shared, so there nothing is dropped;
- * compare sender_instance.
+ * Epochs: a notification whose sender name is a remote this engine is
+ * linked to now (see kvx_engine_peer_epoch), but whose sender_instance is
+ * not that link's remote instance, is left out (and freed, with a log line):
+ * it was sent by an earlier process at that address, or by one that only
+ * claims the name. Notifications from senders this engine has no link to
+ * are all returned; compare sender_instance to tell processes apart.
  * @param [out] list_p array to free with kvx_notify_free() (NULL if none)
  */
 KVX_API kvx_status_t kvx_notify_fetch(kvx_engine_h engine, kvx_notification_t **list_p,

@@ -52,13 +52,12 @@ static kvx_status_t param_u32(const kvx_engine_params_t *p, uint64_t bit, unsign
 
 static void link_event(void *ctx, void *peer_ctx, kvx_tp_conn_t *conn, int up, kvx_status_t status);
 
-static void incoming_event(void *ctx, int up, const char *sender, uint64_t sender_instance)
+static void incoming_event(void *ctx, int up)
 {
     kvx_engine_t *engine = ctx;
     pthread_mutex_lock(&engine->lock);
     if (up) {
         engine->incoming_links++;
-        kvx_notify_sender_linked(engine, sender, sender_instance);
     } else if (engine->incoming_links > 0) {
         engine->incoming_links--;
     }

@@ -101,10 +101,6 @@ struct kvx_engine {
 
     kvx_notify_entry_t *notify_head, *notify_tail;
     size_t notify_count;
-    /* Newest instance seen under each sender name that only one process can
-     * hold at a time (see notify.c); a ring of KVX_SENDERS_MAX. */
-    struct kvx_sender *senders;
-    size_t sender_count, sender_next;
 };
 
 typedef struct kvx_engine kvx_engine_t;
@@ -152,9 +148,6 @@ void kvx_xfer_engine_cleanup(kvx_engine_t *engine);
 kvx_status_t kvx_notify_deliver_upcall(void *ctx, const char *sender, uint64_t sender_instance,
                                        const char *name, size_t name_len, const char *msg,
                                        size_t msg_len);
-/* Under engine->lock: a remote linked to us; notifications queued from an
- * earlier instance of the same sender are dropped. */
-void kvx_notify_sender_linked(kvx_engine_t *engine, const char *sender, uint64_t sender_instance);
 void kvx_notify_cleanup(kvx_engine_t *engine);
 
 #endif

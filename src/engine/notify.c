@@ -1,92 +1,9 @@
 /* Notifications: sending over a link, and the bounded receive queue. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/engine_impl.h"
-#include "util/addr.h"
-
-/* Sender names remembered for the restart rule; the oldest is forgotten. */
-#define KVX_SENDERS_MAX 256
-
-typedef struct kvx_sender {
-    char name[KVX_ENGINE_NAME_MAX];
-    uint64_t instance;
-} kvx_sender_t;
-
-/* "ip:port" with a real address and port names one listening process at a
- * time: a new instance id under it means the old process is gone, so what
- * it sent belongs to an old epoch. Client names ("ip") and wildcards are
- * shared by many processes: for them only sender_instance tells. */
-static int sender_is_unique(const char *sender)
-{
-    kvx_addr_t addr;
-    if (kvx_addr_parse(sender, &addr) != KVX_OK || !addr.has_port || addr.port == 0) {
-        return 0;
-    }
-    if (addr.sa.ss_family == AF_INET) {
-        return ((const struct sockaddr_in *)&addr.sa)->sin_addr.s_addr != htonl(INADDR_ANY);
-    }
-    return !IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&addr.sa)->sin6_addr);
-}
-
-static kvx_sender_t *sender_find(kvx_engine_t *engine, const char *sender)
-{
-    for (size_t i = 0; i < engine->sender_count; i++) {
-        if (strcmp(engine->senders[i].name, sender) == 0) {
-            return &engine->senders[i];
-        }
-    }
-    return NULL;
-}
-
-void kvx_notify_sender_linked(kvx_engine_t *engine, const char *sender, uint64_t sender_instance)
-{
-    if (!sender_is_unique(sender)) {
-        return;
-    }
-    kvx_sender_t *known = sender_find(engine, sender);
-    if (known == NULL) {
-        if (engine->senders == NULL &&
-            (engine->senders = calloc(KVX_SENDERS_MAX, sizeof(*engine->senders))) == NULL) {
-            return; /* the rule is best effort under memory pressure */
-        }
-        known = &engine->senders[engine->sender_next];
-        engine->sender_next = (engine->sender_next + 1) % KVX_SENDERS_MAX;
-        if (engine->sender_count < KVX_SENDERS_MAX) {
-            engine->sender_count++;
-        }
-        snprintf(known->name, sizeof(known->name), "%s", sender);
-        known->instance = sender_instance;
-        return;
-    }
-    if (known->instance == sender_instance) {
-        return;
-    }
-    known->instance = sender_instance;
-    size_t dropped = 0;
-    kvx_notify_entry_t **link = &engine->notify_head;
-    engine->notify_tail = NULL;
-    while (*link != NULL) {
-        kvx_notify_entry_t *e = *link;
-        if (e->n.sender_instance != sender_instance && strcmp(e->n.sender, sender) == 0) {
-            *link = e->next;
-            free(e);
-            dropped++;
-            continue;
-        }
-        engine->notify_tail = e;
-        link = &e->next;
-    }
-    engine->notify_count -= dropped;
-    if (dropped > 0) {
-        kvx_warn("engine %s: %s restarted (instance %016llx): dropped %zu notifications it sent "
-                 "before",
-                 engine->name, sender, (unsigned long long)sender_instance, dropped);
-    }
-}
 
 kvx_status_t kvx_notify_send(kvx_engine_h engine, const char *remote, const char *name,
                              const void *msg, size_t msg_len, int timeout_ms)
@@ -153,15 +70,6 @@ kvx_status_t kvx_notify_deliver_upcall(void *ctx, const char *sender, uint64_t s
     e->n.sender_instance = sender_instance;
 
     pthread_mutex_lock(&engine->lock);
-    kvx_sender_t *known = sender_find(engine, sender);
-    if (known != NULL && known->instance != sender_instance) {
-        /* Still in a socket of the old process when the new one linked. */
-        pthread_mutex_unlock(&engine->lock);
-        free(e);
-        kvx_warn("engine %s: refused a notification from an earlier instance of %s", engine->name,
-                 sender);
-        return KVX_ERR_CONNECTION_LOST;
-    }
     if (engine->notify_count >= engine->max_notify_queue) {
         pthread_mutex_unlock(&engine->lock);
         free(e);
@@ -181,6 +89,19 @@ kvx_status_t kvx_notify_deliver_upcall(void *ctx, const char *sender, uint64_t s
     return KVX_OK;
 }
 
+/* Is @p e from an earlier process at an address this engine is linked to
+ * now? The link's instance id is that of whoever listens there today (we
+ * dialled it), so a notification named after that address but from another
+ * instance was sent by a process that has since been replaced (or by one
+ * that only claims the name). engine->lock held. */
+static int from_old_epoch(kvx_engine_t *engine, const kvx_notify_entry_t *e)
+{
+    const kvx_peer_t *peer = kvx_peer_find(engine, e->n.sender);
+    return peer != NULL &&
+           (peer->state == KVX_PEER_CONNECTED || peer->state == KVX_PEER_DISCONNECTING) &&
+           peer->remote_instance != 0 && peer->remote_instance != e->n.sender_instance;
+}
+
 kvx_status_t kvx_notify_fetch(kvx_engine_h engine, kvx_notification_t **list_p, size_t *count_p)
 {
     kvx_error_clear();
@@ -188,11 +109,27 @@ kvx_status_t kvx_notify_fetch(kvx_engine_h engine, kvx_notification_t **list_p, 
         return KVX_FAIL(KVX_ERR_INVALID_PARAM, "notify_fetch: NULL argument");
     }
     pthread_mutex_lock(&engine->lock);
-    size_t count = engine->notify_count;
+    size_t count = engine->notify_count, stale = 0;
     kvx_notify_entry_t *head = engine->notify_head;
     engine->notify_head = engine->notify_tail = NULL;
     engine->notify_count = 0;
+    for (kvx_notify_entry_t **link = &head; *link != NULL;) {
+        kvx_notify_entry_t *e = *link;
+        if (from_old_epoch(engine, e)) {
+            *link = e->next;
+            free(e);
+            stale++;
+        } else {
+            link = &e->next;
+        }
+    }
+    count -= stale;
     pthread_mutex_unlock(&engine->lock);
+    if (stale > 0) {
+        kvx_warn("engine %s: left out %zu notifications from earlier processes at addresses "
+                 "linked to again since",
+                 engine->name, stale);
+    }
 
     *list_p = NULL;
     *count_p = 0;
@@ -267,7 +204,4 @@ void kvx_notify_cleanup(kvx_engine_t *engine)
     }
     engine->notify_head = engine->notify_tail = NULL;
     engine->notify_count = 0;
-    free(engine->senders);
-    engine->senders = NULL;
-    engine->sender_count = engine->sender_next = 0;
 }

@@ -1091,7 +1091,7 @@ static void target_link_ready(kvx_tp_conn_t *conn)
     __atomic_store_n(&conn->ready_instance, conn->peer_instance, __ATOMIC_RELEASE);
     conn_mark_live(conn);
     pthread_mutex_unlock(&conn->lock);
-    conn->tp->up.incoming_event(conn->tp->up.ctx, 1, conn->peer_name, conn->peer_instance);
+    conn->tp->up.incoming_event(conn->tp->up.ctx, 1);
     kvx_debug("tcp: accepted link from %s", conn->peer_name);
 }
 
@@ -1852,7 +1852,7 @@ static void conn_fail(kvx_tp_conn_t *conn, kvx_status_t reason, uint64_t expired
         timed_out |= expired_before != 0 && op->deadline_ns <= expired_before;
     }
     if (!conn->outgoing && was_ready) {
-        tp->up.incoming_event(tp->up.ctx, 0, conn->peer_name, conn->peer_instance);
+        tp->up.incoming_event(tp->up.ctx, 0);
     }
     if (conn->outgoing) {
         /* The peer is BROKEN before any op reports: a caller told TIMEOUT

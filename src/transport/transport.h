@@ -67,8 +67,8 @@ typedef struct kvx_tp_upcalls {
     kvx_status_t (*pin)(void *ctx, int write, const kvx_wire_desc_t *descs, uint32_t count,
                         const uint64_t *tag, void **pin_p);
     void (*unpin)(void *ctx, void *pin);
-    /* Queue a received notification. KVX_ERR_REMOTE_FULL if the queue is
-     * full, KVX_ERR_CONNECTION_LOST if the sender has restarted since. */
+    /* Queue a received notification, with the sender's instance id.
+     * KVX_ERR_REMOTE_FULL if the queue is full. */
     kvx_status_t (*deliver_notify)(void *ctx, const char *sender, uint64_t sender_instance,
                                    const char *name, size_t name_len, const char *msg,
                                    size_t msg_len);
@@ -78,8 +78,8 @@ typedef struct kvx_tp_upcalls {
      * closed (up=0, status says why). @p peer_ctx is what connect() got. */
     void (*link_event)(void *ctx, void *peer_ctx, kvx_tp_conn_t *conn, int up, kvx_status_t status);
     /* A remote's link to this engine finished its handshake (up=1) or
-     * closed after it (up=0); the remote's engine name and instance id. */
-    void (*incoming_event)(void *ctx, int up, const char *sender, uint64_t sender_instance);
+     * closed after it (up=0). */
+    void (*incoming_event)(void *ctx, int up);
 } kvx_tp_upcalls_t;
 
 typedef struct kvx_tp_params {

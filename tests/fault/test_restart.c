@@ -14,10 +14,10 @@
  *   call), which is said and skipped;
  * - new transfers work on the new link, both ways, byte-exact;
  * - notifications: the old target sends OLD_NOTES (each receipted), which we
- *   leave queued; once the new process (same "ip:port" name, new instance)
- *   has linked to us, none of the old ones is fetched: they belong to the
- *   old epoch. The new target's NEW_NOTES are fetched exactly once, in
- *   order, each with the new instance id as sender_instance.
+ *   leave queued; once we have linked to the new process (same "ip:port",
+ *   new instance), none of the old ones is fetched: they belong to the old
+ *   epoch. The new target's NEW_NOTES are fetched exactly once, in order,
+ *   each with the new instance id as sender_instance.
  *
  * KV: a decoder linked to a prompt cluster ("kvx-test-peer kv-serve") pulls
  * scattered blocks; the prompt process is killed and a new one (new

@@ -223,6 +223,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(h.pins[i] == 0); /* every pin taken was dropped */
     }
     uint32_t hw = hw_raw <= KVX_SHM_SLOTS ? hw_raw : 0; /* a larger one is refused */
+    if (hw > nslots + 1) {
+        hw = (uint32_t)nslots + 1; /* the slots past the input are zero: never usable */
+    }
     if (st == KVX_OK) {
         FUZZ_CHECK(hw_raw <= KVX_SHM_SLOTS);
         for (size_t i = 0; i < ndesc; i++) {
