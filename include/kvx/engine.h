@@ -106,7 +106,8 @@ typedef struct kvx_engine_params {
     unsigned busy_poll_us;
     /**
      * A link whose remote has sent nothing for this long is closed, in
-     * either direction (500..3600000 ms, default 5000). Both ends send a
+     * either direction (500..3600000 ms, default 5000); each end states its
+     * value in the handshake and a link uses the smaller. Both ends send a
      * heartbeat when a link is quiet, so only a remote that crashed, was
      * stopped, or lost its network stays silent. Pending transfers on such a
      * link end FAILED with KVX_ERR_PEER_UNRESPONSIVE (or TIMEOUT if their

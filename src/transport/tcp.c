@@ -125,6 +125,7 @@ struct kvx_tp_conn {
     int shm_answered;
     uint64_t peer_instance;  /* from HELLO / HELLO_ACK */
     uint64_t ready_instance; /* atomic: peer_instance while C_READY, else 0 */
+    uint64_t silence_ns;     /* peer timeout: ours, or the remote's if smaller */
     enum auth_step auth;
     uint8_t nonce_mine[KVX_WIRE_AUTH_NONCE];
     uint8_t nonce_peer[KVX_WIRE_AUTH_NONCE];
@@ -437,12 +438,23 @@ static void conn_mark_live(kvx_tp_conn_t *conn)
     __atomic_store_n(&conn->last_live_ns, now, __ATOMIC_RELAXED);
 }
 
+/* The remote stated its peer timeout in its HELLO (0: none): the link
+ * uses the smaller of the two. Owning thread, during the handshake. */
+static void adopt_silence(kvx_tp_conn_t *conn, uint32_t stated_ms)
+{
+    uint64_t stated = (uint64_t)stated_ms * 1000000ull;
+    if (stated != 0 && stated < conn->silence_ns) {
+        conn->silence_ns = stated;
+    }
+}
+
 static kvx_tp_conn_t *conn_new(kvx_tp_t *tp, int fd, int outgoing)
 {
     kvx_tp_conn_t *conn = calloc(1, sizeof(*conn));
     if (conn == NULL) {
         return NULL;
     }
+    conn->silence_ns = tp->peer_timeout_ns; /* until the handshake says more */
     conn->rbuf = malloc(RBUF_SIZE);
     conn->piov = malloc(KVX_WIRE_MAX_FRAME_DESCS * sizeof(*conn->piov));
     conn->wdescs = malloc(KVX_WIRE_MAX_FRAME_DESCS * sizeof(*conn->wdescs));
@@ -505,6 +517,7 @@ static kvx_status_t tcp_connect(kvx_tp_t *tp, const kvx_addr_t *remote, const ch
         return KVX_FAIL(KVX_ERR_NO_MEMORY, "tcp: out of memory");
     }
     kvx_wire_encode_hello(body, tp->instance, local_name, name_len);
+    kvx_wire_hello_set_silence(body, (uint32_t)(tp->peer_timeout_ns / 1000000ull));
     sq_push(conn, hello);
     conn->want_out = 1; /* connect completion shows as writable */
     conn_retain(conn);  /* the caller's reference */
@@ -1183,6 +1196,7 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
             return -1;
         }
         conn->peer_instance = instance;
+        adopt_silence(conn, kvx_wire_hello_silence(body));
         char name[KVX_ENGINE_NAME_MAX];
         kvx_addr_format(&tp->bound, name, sizeof(name));
         size_t name_len = strlen(name);
@@ -1194,6 +1208,7 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
             return -1;
         }
         kvx_wire_encode_hello(out, tp->instance, name, name_len);
+        kvx_wire_hello_set_silence(out, (uint32_t)(tp->peer_timeout_ns / 1000000ull));
         if (self) {
             item->close_after = 1;
         } else if (tp->secret != NULL) {
@@ -1395,6 +1410,7 @@ static int handle_response(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const
         }
         memcpy(conn->peer_name, name, sizeof(name));
         conn->peer_instance = instance;
+        adopt_silence(conn, kvx_wire_hello_silence(body));
         int asked = (hdr->flags & KVX_WIRE_FLAG_AUTH) != 0;
         if (asked != (tp->secret != NULL)) {
             kvx_warn("tcp: %s %s; refusing the link", conn->peer_name,
@@ -1598,10 +1614,12 @@ static void conn_note_rx(kvx_tp_conn_t *conn)
 
 /* How long a link may be silent: an incoming link gets half of it, so that
  * a target that was stopped longer than its initiator waited before giving
- * up finds the link dead when it runs again, and drops what arrived. */
+ * up finds the link dead when it runs again, and drops what arrived. Both
+ * ends use the smaller of their peer timeouts (adopt_silence), so this holds
+ * whatever each was configured with. */
 static uint64_t conn_silence_limit(const kvx_tp_conn_t *conn)
 {
-    return conn->outgoing ? conn->tp->peer_timeout_ns : conn->tp->peer_timeout_ns / 2;
+    return conn->outgoing ? conn->silence_ns : conn->silence_ns / 2;
 }
 
 /* The link is ready and its peer has been silent past the limit. */

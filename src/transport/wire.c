@@ -235,6 +235,16 @@ void kvx_wire_encode_hello(uint8_t *out, uint64_t instance, const char *name, si
     memcpy(out + KVX_WIRE_HELLO_FIXED, name, name_len);
 }
 
+void kvx_wire_hello_set_silence(uint8_t *body, uint32_t silence_ms)
+{
+    put_u32(body + 12, silence_ms);
+}
+
+uint32_t kvx_wire_hello_silence(const uint8_t *body)
+{
+    return get_u32(body + 12);
+}
+
 static int printable(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -252,8 +262,13 @@ kvx_status_t kvx_wire_decode_hello(const uint8_t *body, size_t len, uint64_t *in
         return KVX_FAIL(KVX_ERR_PROTOCOL, "hello truncated (%zu bytes)", len);
     }
     size_t name_len = get_u16(body + 8);
-    if (get_u16(body + 10) != 0 || get_u32(body + 12) != 0) {
+    uint32_t silence = get_u32(body + 12);
+    if (get_u16(body + 10) != 0) {
         return KVX_FAIL(KVX_ERR_PROTOCOL, "hello: reserved bits set");
+    }
+    if (silence != 0 && (silence < KVX_WIRE_SILENCE_MIN_MS || silence > KVX_WIRE_SILENCE_MAX_MS)) {
+        return KVX_FAIL(KVX_ERR_PROTOCOL, "hello: silence limit %u ms outside %u..%u", silence,
+                        KVX_WIRE_SILENCE_MIN_MS, KVX_WIRE_SILENCE_MAX_MS);
     }
     if (name_len == 0 || name_len >= KVX_ENGINE_NAME_MAX ||
         len != KVX_WIRE_HELLO_FIXED + name_len) {

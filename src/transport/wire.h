@@ -117,12 +117,20 @@ void kvx_wire_encode_u64(uint8_t *out, uint64_t v);
 uint64_t kvx_wire_decode_u64(const uint8_t *in);
 kvx_status_t kvx_wire_decode_read_resp(const uint8_t *body, size_t len, uint64_t *payload_p);
 
-/* HELLO / HELLO_ACK body: u64 instance, u16 name_len, u16 0, u32 0, name */
+/* HELLO / HELLO_ACK body: u64 instance, u16 name_len, u16 0, u32 silence_ms,
+ * name. silence_ms: the sender's peer_timeout_ms, so that both ends of a link
+ * use the smaller; 0 says nothing, else KVX_WIRE_SILENCE_MIN_MS..MAX_MS. */
+#define KVX_WIRE_SILENCE_MIN_MS 500u
+#define KVX_WIRE_SILENCE_MAX_MS 3600000u
 size_t kvx_wire_hello_size(size_t name_len);
+/* Writes silence_ms 0; kvx_wire_hello_set_silence() states one. */
 void kvx_wire_encode_hello(uint8_t *out, uint64_t instance, const char *name, size_t name_len);
+void kvx_wire_hello_set_silence(uint8_t *body, uint32_t silence_ms);
 /* @p name gets a NUL-terminated copy (room for KVX_ENGINE_NAME_MAX). */
 kvx_status_t kvx_wire_decode_hello(const uint8_t *body, size_t len, uint64_t *instance_p,
                                    char name[KVX_ENGINE_NAME_MAX]);
+/* silence_ms of a body kvx_wire_decode_hello() accepted. */
+uint32_t kvx_wire_hello_silence(const uint8_t *body);
 
 /* NOTIFY body: u16 name_len, u16 0, u32 msg_len, name, msg */
 size_t kvx_wire_notify_size(size_t name_len, size_t msg_len);

@@ -223,6 +223,15 @@ static void seeds_hello(void)
     seed("wire_hello", "bad-truncated-15", b, KVX_WIRE_HELLO_FIXED - 1);
     b[10] = 1;
     seed("wire_hello", "bad-reserved", b, n);
+    b[10] = 0;
+    kvx_wire_hello_set_silence(b, 500);
+    seed("wire_hello", "ok-silence-500", b, n);
+    kvx_wire_hello_set_silence(b, 3600000);
+    seed("wire_hello", "ok-silence-max", b, n);
+    kvx_wire_hello_set_silence(b, 499);
+    seed("wire_hello", "bad-silence-499", b, n);
+    kvx_wire_hello_set_silence(b, 3600001);
+    seed("wire_hello", "bad-silence-over-max", b, n);
 }
 
 static size_t notify(uint8_t *out, const char *name, size_t name_len, const void *msg,

@@ -224,8 +224,10 @@ kvx_status_t fuzz_check_hello(const uint8_t *in, size_t len)
 {
     kvx_status_t want = KVX_OK;
     size_t name_len = len >= 16 ? (size_t)fuzz_le(in + 8, 2) : 0;
-    if (len < 16 || fuzz_le(in + 10, 2) != 0 || fuzz_le(in + 12, 4) != 0 || name_len < 1 ||
-        name_len > 63 || len != 16 + name_len) {
+    uint64_t silence = len >= 16 ? fuzz_le(in + 12, 4) : 0;
+    if (len < 16 || fuzz_le(in + 10, 2) != 0 ||
+        (silence != 0 && (silence < 500 || silence > 3600000)) || name_len < 1 || name_len > 63 ||
+        len != 16 + name_len) {
         want = KVX_ERR_PROTOCOL;
     } else {
         for (size_t i = 0; i < name_len; i++) {
@@ -250,6 +252,9 @@ kvx_status_t fuzz_check_hello(const uint8_t *in, size_t len)
         uint8_t *again = malloc(len);
         FUZZ_CHECK(again != NULL);
         kvx_wire_encode_hello(again, instance, name, name_len);
+        FUZZ_CHECK(fuzz_le(again + 12, 4) == 0); /* stated only on request */
+        FUZZ_CHECK(kvx_wire_hello_silence(buf) == silence);
+        kvx_wire_hello_set_silence(again, kvx_wire_hello_silence(buf));
         FUZZ_CHECK(memcmp(again, buf, len) == 0);
         free(again);
     }

@@ -684,12 +684,30 @@ static void test_hello_bad(void **state)
     }
 
     /* Reserved bits after name_len. */
-    for (int off = 10; off < 16; off++) {
+    for (int off = 10; off < 12; off++) {
         size = build_hello(buf, 77, "engine-a");
         buf[off] = 0x01;
         assert_proto(hello_dec(buf, size));
         buf[off] = 0x80;
         assert_proto(hello_dec(buf, size));
+    }
+
+    /* silence_ms: 0 (not stated) or 500..3600000. */
+    static const struct {
+        uint32_t ms;
+        int ok;
+    } silence[] = {{0, 1},       {1, 0},       {499, 0},      {500, 1},       {5000, 1},
+                   {3600000, 1}, {3600001, 0}, {1u << 31, 0}, {UINT32_MAX, 0}};
+    for (size_t i = 0; i < sizeof(silence) / sizeof(silence[0]); i++) {
+        size = build_hello(buf, 77, "engine-a");
+        kvx_wire_hello_set_silence(buf, silence[i].ms);
+        assert_int_equal(get_le(buf + 12, 4), silence[i].ms);
+        if (silence[i].ok) {
+            assert_ok(hello_dec(buf, size));
+            assert_int_equal(kvx_wire_hello_silence(buf), silence[i].ms);
+        } else {
+            assert_proto(hello_dec(buf, size));
+        }
     }
 }
 
@@ -1202,7 +1220,10 @@ static int fuzz_hello(const uint8_t *buf, size_t len)
     assert_true(n >= 1 && n < KVX_ENGINE_NAME_MAX);
     assert_int_equal(len, 16 + n);
     assert_int_equal(get_le(buf + 8, 2), n);
-    assert_true(all_zero(buf + 10, 6));
+    assert_true(all_zero(buf + 10, 2));
+    uint32_t silence = kvx_wire_hello_silence(buf);
+    assert_true(silence == 0 || (silence >= 500 && silence <= 3600000));
+    assert_int_equal(silence, get_le(buf + 12, 4));
     assert_int_equal(instance, get_le(buf, 8));
     assert_memory_equal(name, buf + 16, n);
     for (size_t i = 0; i < n; i++) {
