@@ -331,7 +331,9 @@ KVX_API kvx_status_t kvx_kv_notify(kvx_kv_h kv, uint64_t cluster_id, const char 
                                    const void *msg, size_t msg_len);
 
 /** Wait up to @p timeout_ms for a notification, then take all queued ones
- *  (free with kvx_notify_free()). KVX_ERR_TIMEOUT if none came. */
+ *  (free with kvx_notify_free()). KVX_ERR_TIMEOUT if none came. Those from
+ *  an earlier process at an address this instance is linked to are left
+ *  out, as by kvx_notify_fetch(). */
 KVX_API kvx_status_t kvx_kv_notify_fetch(kvx_kv_h kv, int timeout_ms, kvx_notification_t **list_p,
                                          size_t *count_p);
 
