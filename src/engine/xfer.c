@@ -171,6 +171,9 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
     xfer->async = async;
     xfer->user_data = user_data;
     xfer->state = KVX_XFER_WAITING;
+    /* Checks run on the caller's list, so that errors name its indexes. */
+    const kvx_xfer_desc_t *caller_descs = descs;
+    size_t caller_count = count;
     size_t pieces = count;
     if (checksum && (status = checksum_pieces(descs, count, &pieces)) != KVX_OK) {
         xfer_free(xfer);
@@ -209,9 +212,10 @@ static kvx_status_t xfer_prepare(kvx_engine_t *engine, const char *remote, kvx_o
         xfer_free(xfer);
         return status;
     }
-    if ((status = kvx_mem_pin_local(engine, descs, count, &xfer->local_pin)) != KVX_OK ||
-        (status = kvx_mem_check_remote(engine, peer, conn, op, descs, count, has_tag ? &tag : NULL,
-                                       deadline)) != KVX_OK) {
+    if ((status = kvx_mem_pin_local(engine, caller_descs, caller_count, &xfer->local_pin)) !=
+            KVX_OK ||
+        (status = kvx_mem_check_remote(engine, peer, conn, op, caller_descs, caller_count,
+                                       has_tag ? &tag : NULL, deadline)) != KVX_OK) {
         pthread_mutex_lock(&engine->lock);
         kvx_mem_unpin(engine, xfer->local_pin);
         pthread_mutex_unlock(&engine->lock);
