@@ -2256,6 +2256,12 @@ static void test_checksum_long_descriptor(void **state)
     assert_int_equal(st, KVX_XFER_COMPLETED);
     assert_int_equal(test_check(cbig, len, 61, 0), 0);
 
+    /* A refusal names the caller's descriptor, not a piece's. */
+    kvx_xfer_desc_t two[2] = {d, {cbig, raddr(sbig) + len, 4096}};
+    assert_status(kvx_xfer_sync(fx->client, fx->remote, KVX_OP_WRITE, two, 2, &xp),
+                  KVX_ERR_REMOTE_ACCESS);
+    assert_non_null(strstr(kvx_last_error(), "descriptor 1:"));
+
     /* Past two full pieces and their headers: in the third. */
     test_fill(sbig, len, 62, 0);
     proxy_corrupt(fx->proxy, PX_BACK, ((uint64_t)64 << 20) * 2 + 4096);
