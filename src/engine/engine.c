@@ -17,6 +17,7 @@
 
 /* Upper bound of every configurable timeout: one hour. */
 #define KVX_TIMEOUT_MAX_MS 3600000u
+_Static_assert(KVX_WIRE_SILENCE_MAX_MS == KVX_TIMEOUT_MAX_MS, "a peer timeout must fit HELLO");
 
 kvx_status_t kvx_engine_timeout(int timeout_ms, unsigned dflt, unsigned *out)
 {
@@ -138,8 +139,9 @@ kvx_status_t kvx_engine_create(const kvx_engine_params_t *params, kvx_engine_h *
                             10000, KVX_DEFAULT_BUSY_POLL_US, "busy_poll_us", &busy_poll_us)) !=
             KVX_OK ||
         (status = param_u32(params, KVX_ENGINE_PARAM_FIELD_PEER_TIMEOUT, params->peer_timeout_ms,
-                            500, KVX_TIMEOUT_MAX_MS, KVX_DEFAULT_PEER_TIMEOUT_MS, "peer_timeout_ms",
-                            &peer_timeout_ms)) != KVX_OK) {
+                            KVX_WIRE_SILENCE_MIN_MS, KVX_WIRE_SILENCE_MAX_MS,
+                            KVX_DEFAULT_PEER_TIMEOUT_MS, "peer_timeout_ms", &peer_timeout_ms)) !=
+            KVX_OK) {
         free(engine);
         return status;
     }

@@ -177,6 +177,7 @@ struct kvx_tp {
     size_t secret_len;
     uint64_t busy_poll_ns;    /* sync callers poll for their reply this long */
     uint64_t peer_timeout_ns; /* outgoing links; incoming ones get half */
+    uint32_t peer_timeout_ms; /* the same, as stated in our HELLO / HELLO_ACK */
     tcp_thread_t *threads;
     int listen_fd;
     uint64_t listen_paused_until; /* out of fds: accept again after this */
@@ -517,7 +518,7 @@ static kvx_status_t tcp_connect(kvx_tp_t *tp, const kvx_addr_t *remote, const ch
         return KVX_FAIL(KVX_ERR_NO_MEMORY, "tcp: out of memory");
     }
     kvx_wire_encode_hello(body, tp->instance, local_name, name_len);
-    kvx_wire_hello_set_silence(body, (uint32_t)(tp->peer_timeout_ns / 1000000ull));
+    kvx_wire_hello_set_silence(body, tp->peer_timeout_ms);
     sq_push(conn, hello);
     conn->want_out = 1; /* connect completion shows as writable */
     conn_retain(conn);  /* the caller's reference */
@@ -1208,7 +1209,7 @@ static int handle_request(kvx_tp_conn_t *conn, const kvx_wire_hdr_t *hdr, const 
             return -1;
         }
         kvx_wire_encode_hello(out, tp->instance, name, name_len);
-        kvx_wire_hello_set_silence(out, (uint32_t)(tp->peer_timeout_ns / 1000000ull));
+        kvx_wire_hello_set_silence(out, tp->peer_timeout_ms);
         if (self) {
             item->close_after = 1;
         } else if (tp->secret != NULL) {
@@ -2279,9 +2280,9 @@ static kvx_status_t tcp_create(const kvx_tp_params_t *params, const kvx_tp_upcal
     tp->listen_fd = -1;
     tp->nthreads = params->io_threads;
     tp->busy_poll_ns = (uint64_t)params->busy_poll_us * 1000ull;
-    tp->peer_timeout_ns = (uint64_t)(params->peer_timeout_ms ? params->peer_timeout_ms
-                                                             : KVX_DEFAULT_PEER_TIMEOUT_MS) *
-                          1000000ull;
+    tp->peer_timeout_ms =
+        params->peer_timeout_ms ? params->peer_timeout_ms : KVX_DEFAULT_PEER_TIMEOUT_MS;
+    tp->peer_timeout_ns = (uint64_t)tp->peer_timeout_ms * 1000000ull;
     tp->threads = calloc(tp->nthreads, sizeof(*tp->threads));
     if (tp->threads == NULL) {
         tp_free_unstarted(tp);
